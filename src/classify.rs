@@ -1,0 +1,247 @@
+//! `wallboard classify`: reads recorded events and prints outcomes and boxes,
+//! using the very engine the server runs (with no late window and no expiry).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde_json::{Map, Value, json};
+
+use crate::config::Config;
+use crate::day::DayRule;
+use crate::engine::{Engine, EngineSettings};
+use crate::feed::{self, FeedError, Layout};
+use crate::stats::Tally;
+
+/// What to classify and how to print it.
+#[derive(Debug, Clone, Default)]
+pub struct ClassifyOptions {
+    /// Definitions to show (empty: all).
+    pub definitions: Vec<String>,
+    /// One line per finished call instead of totals.
+    pub calls: bool,
+    /// Totals per local day.
+    pub by_day: bool,
+    /// Time zone for `--by-day` (default UTC).
+    pub tz: Option<String>,
+    /// Input files; none or `-` is standard input.
+    pub files: Vec<PathBuf>,
+}
+
+/// Why classification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    /// An input could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An input holds an invalid event.
+    #[error("{file}: {source}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// Where and what.
+        source: FeedError,
+    },
+    /// A bad option.
+    #[error("{0}")]
+    Usage(String),
+    /// Output failed.
+    #[error("writing output: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// Classifies the inputs and writes the result to `out`.
+pub fn run(
+    options: &ClassifyOptions,
+    config: &Config,
+    out: &mut impl Write,
+) -> Result<(), ClassifyError> {
+    let mut settings = EngineSettings {
+        late_window: None,
+        stale_after: None,
+        keep_days: None,
+        feed_clock: true,
+        ..config.engine.clone()
+    };
+    if let Some(tz) = &options.tz {
+        let zone = jiff::tz::TimeZone::get(tz)
+            .map_err(|_| ClassifyError::Usage(format!("--tz: {tz:?} is not an IANA time zone")))?;
+        settings.day = DayRule::new(zone, jiff::civil::Time::midnight());
+    }
+    let shown = shown_definitions(&settings, &options.definitions)?;
+    let mut engine = Engine::new(Arc::new(settings), Timestamp::UNIX_EPOCH);
+    let inputs = if options.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        options.files.clone()
+    };
+    for path in &inputs {
+        let (name, bytes) = read_input(path)?;
+        let events = feed::parse_batch(&bytes, Layout::Sniff)
+            .map_err(|source| ClassifyError::Parse { file: name, source })?;
+        engine.ingest(events);
+    }
+    if options.calls {
+        write_calls(&engine, &shown, out)?;
+    } else {
+        let summary = if options.by_day {
+            by_day(&engine, &shown)
+        } else {
+            let all = totals(&engine, |_| true);
+            summary(&engine, &shown, &all, unfinished(&engine, |_| true))
+        };
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("json")
+        )?;
+    }
+    Ok(())
+}
+
+/// Indices of the definitions to show, in the order given (or all).
+fn shown_definitions(
+    settings: &EngineSettings,
+    names: &[String],
+) -> Result<Vec<usize>, ClassifyError> {
+    if names.is_empty() {
+        return Ok((0..settings.definitions.len()).collect());
+    }
+    names
+        .iter()
+        .map(|name| {
+            settings
+                .definitions
+                .iter()
+                .position(|d| d.name() == name)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = settings.definitions.iter().map(|d| d.name()).collect();
+                    ClassifyError::Usage(format!(
+                        "--definition: no definition {name:?} (known: {})",
+                        known.join(", ")
+                    ))
+                })
+        })
+        .collect()
+}
+
+fn read_input(path: &PathBuf) -> Result<(String, Vec<u8>), ClassifyError> {
+    let mut bytes = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|source| ClassifyError::Read {
+                file: "<stdin>".into(),
+                source,
+            })?;
+        return Ok(("<stdin>".into(), bytes));
+    }
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ClassifyError::Read {
+        file: name.clone(),
+        source,
+    })?;
+    Ok((name, bytes))
+}
+
+fn write_calls(
+    engine: &Engine,
+    shown: &[usize],
+    out: &mut impl Write,
+) -> Result<(), ClassifyError> {
+    let defs = &engine.settings().definitions;
+    for (call, counted) in engine.finished_calls() {
+        let boxes: Map<String, Value> = shown
+            .iter()
+            .map(|&i| {
+                let def = &defs[i];
+                (
+                    def.name().to_owned(),
+                    def.boxes()[counted.contribution.boxes[i]].clone().into(),
+                )
+            })
+            .collect();
+        let line = json!({
+            "call": call,
+            "outcome": counted.verdict.outcome.as_str(),
+            "wait_secs": counted.verdict.wait_ms.map(|ms| ms as f64 / 1000.0),
+            "boxes": boxes,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+fn totals(engine: &Engine, include: impl Fn(Date) -> bool) -> Tally {
+    let settings = engine.settings();
+    let mut tally = Tally::default();
+    for (_, counted) in engine.finished_calls() {
+        if include(counted.day) {
+            tally.apply(
+                &counted.contribution,
+                1,
+                &settings.definitions,
+                &settings.figures,
+            );
+        }
+    }
+    tally
+}
+
+fn unfinished(engine: &Engine, include: impl Fn(Date) -> bool) -> usize {
+    let day = &engine.settings().day;
+    engine
+        .live_calls()
+        .filter(|(call, _)| {
+            let first = engine.history(call).and_then(|h| h.first()).map(|e| e.at);
+            first.is_some_and(|at| include(day.day_of(at)))
+        })
+        .count()
+}
+
+fn summary(engine: &Engine, shown: &[usize], tally: &Tally, unfinished: usize) -> Value {
+    let defs = &engine.settings().definitions;
+    let definitions: Map<String, Value> = shown
+        .iter()
+        .map(|&i| (defs[i].name().to_owned(), json!(tally.figures(i, &defs[i]))))
+        .collect();
+    json!({
+        "calls": tally.calls(),
+        "unfinished": unfinished,
+        "outcomes": tally.outcomes(),
+        "definitions": definitions,
+    })
+}
+
+fn by_day(engine: &Engine, shown: &[usize]) -> Value {
+    let rule = &engine.settings().day;
+    let mut days: BTreeMap<Date, ()> = engine
+        .finished_calls()
+        .iter()
+        .map(|(_, c)| (c.day, ()))
+        .collect();
+    for (call, _) in engine.live_calls() {
+        if let Some(first) = engine.history(call).and_then(|h| h.first()) {
+            days.insert(rule.day_of(first.at), ());
+        }
+    }
+    let out: Map<String, Value> = days
+        .keys()
+        .map(|&day| {
+            let tally = totals(engine, |d| d == day);
+            (
+                day.to_string(),
+                summary(engine, shown, &tally, unfinished(engine, |d| d == day)),
+            )
+        })
+        .collect();
+    Value::Object(out)
+}

@@ -1,0 +1,373 @@
+//! The site's configuration: the TOML file as the user wrote it (`RawConfig`),
+//! then one validated [`Config`] built from it, with errors that name the key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::SignedDuration;
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+
+use crate::day::DayRule;
+use crate::definition::{BUILT_IN, BuiltInSettings, Definition, NamedRule};
+use crate::engine::EngineSettings;
+use crate::stats::FigureSettings;
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's message, which names the key and line.
+        message: String,
+    },
+    /// A value is out of range or names something unknown.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// The key, dotted.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    site: RawSite,
+    #[serde(default)]
+    figures: RawFigures,
+    #[serde(default)]
+    definitions: RawDefinitions,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    timezone: Option<String>,
+    day_start: Option<String>,
+    window_minutes: Option<i64>,
+    late_window_minutes: Option<i64>,
+    stale_after_minutes: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFigures {
+    service_level_secs: Option<f64>,
+    short_abandon_secs: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefinitions {
+    default: Option<String>,
+    #[serde(default)]
+    reachable: RawReachable,
+    #[serde(default)]
+    nhs: RawNhs,
+    #[serde(default, rename = "ring-group")]
+    ring_group: RawRingGroup,
+    #[serde(default)]
+    custom: BTreeMap<String, BTreeMap<String, RawRule>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReachable {
+    separate_self_served: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNhs {
+    abandon_after_secs: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRingGroup {
+    fishing_mode: Option<bool>,
+}
+
+/// One outcome's rule in a site-defined definition.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum RawRule {
+    To(String),
+    ByReach {
+        reached: String,
+        unreached: String,
+    },
+    ByWait {
+        at_least_secs: f64,
+        #[serde(rename = "box")]
+        at_least: String,
+        #[serde(rename = "else")]
+        below: String,
+    },
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What the engine runs with.
+    pub engine: EngineSettings,
+    /// The definition boards show unless told otherwise.
+    pub default_definition: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_raw(RawConfig::default()).expect("defaults are valid")
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        Config::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let tz_name = raw.site.timezone.as_deref().unwrap_or("UTC");
+        let tz = TimeZone::get(tz_name).map_err(|_| {
+            invalid(
+                "site.timezone",
+                format!("{tz_name:?} is not an IANA time zone"),
+            )
+        })?;
+        let day_start = match raw.site.day_start.as_deref() {
+            None => Time::midnight(),
+            Some(text) => text.parse::<Time>().map_err(|_| {
+                invalid(
+                    "site.day_start",
+                    format!("{text:?} is not a time of day like \"06:00\""),
+                )
+            })?,
+        };
+        let minutes = |key: &str, value: Option<i64>, default: i64, max: i64| {
+            let m = value.unwrap_or(default);
+            if (1..=max).contains(&m) {
+                Ok(SignedDuration::from_mins(m))
+            } else {
+                Err(invalid(
+                    key,
+                    format!("must be between 1 and {max} minutes, not {m}"),
+                ))
+            }
+        };
+        let window = minutes("site.window_minutes", raw.site.window_minutes, 60, 24 * 60)?;
+        let late_window = minutes(
+            "site.late_window_minutes",
+            raw.site.late_window_minutes,
+            60,
+            7 * 24 * 60,
+        )?;
+        let stale_after = minutes(
+            "site.stale_after_minutes",
+            raw.site.stale_after_minutes,
+            240,
+            7 * 24 * 60,
+        )?;
+        let figures = FigureSettings {
+            service_level_ms: secs_to_ms(
+                "figures.service_level_secs",
+                raw.figures.service_level_secs,
+                20.0,
+            )?,
+            short_abandon_ms: secs_to_ms(
+                "figures.short_abandon_secs",
+                raw.figures.short_abandon_secs,
+                0.0,
+            )?,
+        };
+        let built_in = BuiltInSettings {
+            nhs_abandon_after_ms: secs_to_ms(
+                "definitions.nhs.abandon_after_secs",
+                raw.definitions.nhs.abandon_after_secs,
+                30.0,
+            )?,
+            ring_group_fishing_mode: raw.definitions.ring_group.fishing_mode.unwrap_or(false),
+            reachable_separate_self_served: raw
+                .definitions
+                .reachable
+                .separate_self_served
+                .unwrap_or(false),
+        };
+        let mut definitions = Definition::built_ins(&built_in);
+        for (name, map) in raw.definitions.custom {
+            let key = format!("definitions.custom.{name}");
+            if BUILT_IN.contains(&name.as_str()) || name.is_empty() {
+                return Err(invalid(&key, "a site definition needs a name of its own"));
+            }
+            let rules = map
+                .into_iter()
+                .map(|(outcome, rule)| {
+                    let rule = named_rule(&format!("{key}.{outcome}"), rule)?;
+                    Ok((outcome, rule))
+                })
+                .collect::<Result<Vec<_>, ConfigError>>()?;
+            let definition =
+                Definition::from_named(&name, rules).map_err(|e| invalid(&key, e.to_string()))?;
+            definitions.push(definition);
+        }
+        let default_definition = raw
+            .definitions
+            .default
+            .unwrap_or_else(|| BUILT_IN[0].to_owned());
+        if !definitions.iter().any(|d| d.name() == default_definition) {
+            return Err(invalid(
+                "definitions.default",
+                format!("no definition is called {default_definition:?}"),
+            ));
+        }
+        Ok(Config {
+            engine: EngineSettings {
+                definitions,
+                figures,
+                day: DayRule::new(tz, day_start),
+                window,
+                late_window: Some(late_window),
+                stale_after: Some(stale_after),
+                keep_days: Some(2),
+                feed_clock: false,
+            },
+            default_definition,
+        })
+    }
+}
+
+fn secs_to_ms(key: &str, value: Option<f64>, default: f64) -> Result<i64, ConfigError> {
+    let secs = value.unwrap_or(default);
+    if secs.is_finite() && (0.0..=86_400.0).contains(&secs) {
+        Ok((secs * 1000.0).round() as i64)
+    } else {
+        Err(invalid(
+            key,
+            format!("must be between 0 and 86400 seconds, not {secs}"),
+        ))
+    }
+}
+
+fn named_rule(key: &str, rule: RawRule) -> Result<NamedRule, ConfigError> {
+    Ok(match rule {
+        RawRule::To(b) => NamedRule::To(b),
+        RawRule::ByReach { reached, unreached } => NamedRule::ByReach { reached, unreached },
+        RawRule::ByWait {
+            at_least_secs,
+            at_least,
+            below,
+        } => NamedRule::ByWait {
+            at_least_ms: secs_to_ms(&format!("{key}.at_least_secs"), Some(at_least_secs), 0.0)?,
+            at_least,
+            below,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "t.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::default();
+        assert_eq!(c.default_definition, "reachable");
+        assert_eq!(c.engine.definitions.len(), 5);
+        assert_eq!(c.engine.window, SignedDuration::from_mins(60));
+        assert_eq!(c.engine.figures.service_level_ms, 20_000);
+    }
+
+    #[test]
+    fn a_full_file() {
+        let c = Config::parse(
+            r#"
+            [site]
+            timezone = "Europe/London"
+            day_start = "06:00"
+            window_minutes = 30
+            [figures]
+            service_level_secs = 30
+            short_abandon_secs = 5
+            [definitions]
+            default = "mine"
+            nhs = { abandon_after_secs = 45 }
+            ring-group = { fishing_mode = true }
+            [definitions.custom.mine]
+            answered = "answered"
+            transfer_abandoned = "answered"
+            queue_abandoned = { at_least_secs = 10, box = "abandoned", else = "short" }
+            direct_missed = "missed"
+            timed_out = "missed"
+            voicemail = { reached = "missed", unreached = "other" }
+            callback = "missed"
+            self_served = "other"
+            closed = "other"
+            ivr_dropped = "other"
+            ivr_abandoned = "other"
+            dead_end = "ignored"
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.default_definition, "mine");
+        assert_eq!(c.engine.definitions.len(), 6);
+        assert_eq!(c.engine.figures.short_abandon_ms, 5_000);
+        let mine = &c.engine.definitions[5];
+        assert!(mine.boxes().contains(&"short".to_owned()));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        assert!(err("[site]\ntimezone = \"Mars/Base\"").contains("site.timezone"));
+        assert!(err("[site]\nday_start = \"25:00\"").contains("site.day_start"));
+        assert!(err("[site]\nwindow_minutes = 0").contains("site.window_minutes"));
+        assert!(err("[site]\ncolour = \"red\"").contains("colour"));
+        assert!(err("[figures]\nservice_level_secs = -1").contains("figures.service_level_secs"));
+        assert!(err("[definitions]\ndefault = \"nope\"").contains("definitions.default"));
+        assert!(err("[definitions.custom.x]\nanswered = \"a\"").contains("definitions.custom.x"));
+        assert!(
+            err("[definitions.custom.nhs]\nanswered = \"a\"").contains("definitions.custom.nhs")
+        );
+        assert!(err("site = 3").contains("t.toml"));
+    }
+}

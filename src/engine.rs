@@ -1,0 +1,559 @@
+//! The engine: every call's history, the agents, and the tallies of the site's
+//! days, rolling window and queues, kept exact under out-of-order, late and
+//! duplicate events. Time comes in as a value; nothing here knows a clock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::call::{Call, HistoryEvent, Live, LiveState, Status};
+use crate::day::DayRule;
+use crate::definition::Definition;
+use crate::event::{AgentStatus, Event, EventKind};
+use crate::outcome::Verdict;
+use crate::stats::{Contribution, FigureSettings, Tally};
+
+/// Everything the engine is told once, at start.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The definitions computed, the default first.
+    pub definitions: Vec<Definition>,
+    /// Service level and short-abandon thresholds.
+    pub figures: FigureSettings,
+    /// How time is cut into the site's days.
+    pub day: DayRule,
+    /// Length of the rolling window.
+    pub window: SignedDuration,
+    /// Events for a call finished longer ago than this change no box (`None`: never late).
+    pub late_window: Option<SignedDuration>,
+    /// Unfinished calls silent this long are expired (`None`: never).
+    pub stale_after: Option<SignedDuration>,
+    /// Days of tallies kept in memory before today (`None`: all).
+    pub keep_days: Option<u32>,
+    /// "Now" follows the latest event time seen (replays) instead of being set from outside.
+    pub feed_clock: bool,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            definitions: Definition::built_ins(&Default::default()),
+            figures: FigureSettings::default(),
+            day: DayRule::utc(),
+            window: SignedDuration::from_mins(60),
+            late_window: Some(SignedDuration::from_mins(60)),
+            stale_after: Some(SignedDuration::from_hours(4)),
+            keep_days: Some(2),
+            feed_clock: false,
+        }
+    }
+}
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Events taken in (late ones included).
+    pub accepted: u64,
+    /// Events ignored because their id was seen before.
+    pub duplicates: u64,
+    /// Events for calls finished longer than the late window ago.
+    pub late: u64,
+}
+
+/// A finished call as the tallies count it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    /// Its finishing time.
+    pub finished_at: Timestamp,
+    /// The site day it counts in.
+    pub day: Date,
+    /// Outcome, wait, reach and queue.
+    pub verdict: Verdict,
+    /// What it adds to a tally.
+    pub contribution: Contribution,
+}
+
+/// The tallies of one scope: all calls, and per queue.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Every call of the scope.
+    pub all: Tally,
+    /// Calls by their queue.
+    pub queues: BTreeMap<String, Tally>,
+}
+
+impl Scope {
+    fn apply(&mut self, counted: &Counted, sign: i64, settings: &EngineSettings) {
+        let c = &counted.contribution;
+        self.all
+            .apply(c, sign, &settings.definitions, &settings.figures);
+        if let Some(queue) = &counted.verdict.queue {
+            let tally = self.queues.entry(queue.clone()).or_default();
+            tally.apply(c, sign, &settings.definitions, &settings.figures);
+            if tally.is_empty() {
+                self.queues.remove(queue);
+            }
+        }
+    }
+}
+
+/// Counts of live calls per state, and their queue entries for "longest waiting".
+#[derive(Debug, Clone, Default)]
+pub struct LiveTally {
+    /// Calls per [`LiveState`], by [`LiveState::index`].
+    pub states: [i64; 5],
+    /// (queue entry, call) of queued calls, oldest first.
+    pub queued: BTreeSet<(Timestamp, Arc<str>)>,
+}
+
+impl LiveTally {
+    fn apply(&mut self, call: &Arc<str>, live: &Live, sign: i64) {
+        self.states[live.state.index()] += sign;
+        if live.state == LiveState::Queued {
+            let key = (live.since, call.clone());
+            if sign > 0 {
+                self.queued.insert(key);
+            } else {
+                self.queued.remove(&key);
+            }
+        }
+    }
+
+    /// Whether no call is counted.
+    pub fn is_empty(&self) -> bool {
+        self.states.iter().all(|&n| n == 0)
+    }
+
+    /// The oldest queue entry among queued calls.
+    pub fn oldest_queued_since(&self) -> Option<Timestamp> {
+        self.queued.first().map(|(since, _)| *since)
+    }
+}
+
+/// An agent's latest known status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentEntry {
+    /// The status.
+    pub status: AgentStatus,
+    /// Since when (the event's `at`).
+    pub since: Timestamp,
+    /// The queues it serves, if told.
+    pub queues: Vec<String>,
+    arrival: u64,
+}
+
+struct CallEntry {
+    call: Call,
+    counted: Option<Counted>,
+    live: Option<Live>,
+    /// The time under which it sits in `live_by_last_event`, while live.
+    indexed_last_at: Option<Timestamp>,
+    first_arrival: u64,
+}
+
+/// The whole state of the site.
+pub struct Engine {
+    settings: Arc<EngineSettings>,
+    now: Timestamp,
+    arrivals: u64,
+    calls: HashMap<Arc<str>, CallEntry>,
+    /// Calls dropped from memory after the late window, with their finishing time.
+    retired: HashMap<Arc<str>, Timestamp>,
+    seen_ids: HashMap<Box<str>, Timestamp>,
+    agents: BTreeMap<String, AgentEntry>,
+    days: BTreeMap<Date, Scope>,
+    window: Scope,
+    in_window: BTreeSet<(Timestamp, Arc<str>)>,
+    finished_by_time: BTreeSet<(Timestamp, Arc<str>)>,
+    live_by_last_event: BTreeSet<(Timestamp, Arc<str>)>,
+    live: LiveTally,
+    live_queues: BTreeMap<String, LiveTally>,
+    late_events: u64,
+    expired_calls: u64,
+    ids_pruned_before: Timestamp,
+}
+
+impl Engine {
+    /// An empty site at `now`.
+    pub fn new(settings: Arc<EngineSettings>, now: Timestamp) -> Engine {
+        Engine {
+            settings,
+            now,
+            arrivals: 0,
+            calls: HashMap::new(),
+            retired: HashMap::new(),
+            seen_ids: HashMap::new(),
+            agents: BTreeMap::new(),
+            days: BTreeMap::new(),
+            window: Scope::default(),
+            in_window: BTreeSet::new(),
+            finished_by_time: BTreeSet::new(),
+            live_by_last_event: BTreeSet::new(),
+            live: LiveTally::default(),
+            live_queues: BTreeMap::new(),
+            late_events: 0,
+            expired_calls: 0,
+            ids_pruned_before: now,
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// The engine's now.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Takes in a batch of valid events, in order.
+    pub fn ingest(&mut self, events: Vec<Event>) -> IngestReport {
+        let mut report = IngestReport::default();
+        for event in events {
+            if let Some(id) = &event.id {
+                if self.seen_ids.contains_key(id.as_str()) {
+                    report.duplicates += 1;
+                    continue;
+                }
+                self.seen_ids.insert(id.as_str().into(), event.at);
+            }
+            report.accepted += 1;
+            if self.settings.feed_clock && event.at > self.now {
+                self.advance(event.at);
+            }
+            self.arrivals += 1;
+            match event.call {
+                None => self.set_agent_status(event.at, event.kind),
+                Some(call) => {
+                    if !self.add_call_event(call, event.at, event.kind) {
+                        report.late += 1;
+                    }
+                }
+            }
+        }
+        self.late_events += report.late;
+        report
+    }
+
+    /// Moves time forward to `now` (never back): ages the rolling window,
+    /// expires stale calls and forgets what is past keeping.
+    pub fn advance(&mut self, now: Timestamp) {
+        if now <= self.now {
+            return;
+        }
+        self.now = now;
+        self.age_window();
+        self.expire_stale();
+        self.retire_finished();
+        self.prune_days();
+    }
+
+    fn set_agent_status(&mut self, at: Timestamp, kind: EventKind) {
+        let EventKind::AgentStatus {
+            agent,
+            status,
+            queues,
+        } = kind
+        else {
+            return;
+        };
+        let arrival = self.arrivals;
+        let newer = |e: &AgentEntry| (at, arrival) >= (e.since, e.arrival);
+        if self.agents.get(&agent).is_none_or(newer) {
+            let queues = queues.unwrap_or_else(|| {
+                self.agents
+                    .get(&agent)
+                    .map(|e| e.queues.clone())
+                    .unwrap_or_default()
+            });
+            self.agents.insert(
+                agent,
+                AgentEntry {
+                    status,
+                    since: at,
+                    queues,
+                    arrival,
+                },
+            );
+        }
+    }
+
+    /// Adds an event to its call and recounts the call; false if it came too late to count.
+    fn add_call_event(&mut self, call: String, at: Timestamp, kind: EventKind) -> bool {
+        if self.retired.contains_key(call.as_str()) {
+            return false;
+        }
+        if let (Some(late_window), Some(entry)) =
+            (self.settings.late_window, self.calls.get(call.as_str()))
+            && entry
+                .counted
+                .as_ref()
+                .is_some_and(|c| c.finished_at < self.now - late_window)
+        {
+            return false;
+        }
+        let key: Arc<str> = match self.calls.get_key_value(call.as_str()) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(call),
+        };
+        let arrival = self.arrivals;
+        let entry = self.calls.entry(key.clone()).or_insert_with(|| CallEntry {
+            call: Call::default(),
+            counted: None,
+            live: None,
+            indexed_last_at: None,
+            first_arrival: arrival,
+        });
+        entry.call.insert(HistoryEvent { at, arrival, kind });
+        self.recount(&key);
+        true
+    }
+
+    /// Replaces what a call adds to the tallies with what it adds now.
+    fn recount(&mut self, key: &Arc<str>) {
+        let Some(entry) = self.calls.get_mut(key) else {
+            return;
+        };
+        let (counted, live) = match entry.call.status() {
+            Status::Finished { at, verdict } => {
+                let contribution = Contribution {
+                    outcome: verdict.outcome,
+                    wait_ms: verdict.wait_ms,
+                    reached_staff: verdict.reached_staff,
+                    boxes: self
+                        .settings
+                        .definitions
+                        .iter()
+                        .map(|d| d.box_of(verdict.outcome, verdict.wait_ms, verdict.reached_staff))
+                        .collect(),
+                };
+                let counted = Counted {
+                    finished_at: at,
+                    day: self.settings.day.day_of(at),
+                    verdict,
+                    contribution,
+                };
+                (Some(counted), None)
+            }
+            Status::Live(live) => (None, Some(live)),
+        };
+        let last_at = entry.call.last_at().unwrap_or(self.now);
+        let old_counted = std::mem::replace(&mut entry.counted, counted.clone());
+        let old_live = std::mem::replace(&mut entry.live, live.clone());
+        let old_indexed =
+            std::mem::replace(&mut entry.indexed_last_at, live.as_ref().map(|_| last_at));
+        if old_counted != counted {
+            if let Some(old) = &old_counted {
+                self.count(key, old, -1);
+            }
+            if let Some(new) = &counted {
+                self.count(key, new, 1);
+            }
+        }
+        if let Some(old) = &old_live {
+            self.count_live(key, old, -1);
+        }
+        if let Some(old_at) = old_indexed {
+            self.live_by_last_event.remove(&(old_at, key.clone()));
+        }
+        if let Some(new) = &live {
+            self.count_live(key, new, 1);
+            self.live_by_last_event.insert((last_at, key.clone()));
+        }
+    }
+
+    fn count(&mut self, key: &Arc<str>, counted: &Counted, sign: i64) {
+        let settings = self.settings.clone();
+        if self.keeps_day(counted.day) {
+            let day = self.days.entry(counted.day).or_default();
+            day.apply(counted, sign, &settings);
+        }
+        let index_key = (counted.finished_at, key.clone());
+        if sign > 0 {
+            self.finished_by_time.insert(index_key.clone());
+            if counted.finished_at > self.now - settings.window {
+                self.window.apply(counted, 1, &settings);
+                self.in_window.insert(index_key);
+            }
+        } else {
+            self.finished_by_time.remove(&index_key);
+            if self.in_window.remove(&index_key) {
+                self.window.apply(counted, -1, &settings);
+            }
+        }
+    }
+
+    fn count_live(&mut self, key: &Arc<str>, live: &Live, sign: i64) {
+        self.live.apply(key, live, sign);
+        if let Some(queue) = &live.queue {
+            let tally = self.live_queues.entry(queue.clone()).or_default();
+            tally.apply(key, live, sign);
+            if tally.is_empty() {
+                self.live_queues.remove(queue);
+            }
+        }
+    }
+
+    fn keeps_day(&self, day: Date) -> bool {
+        match self.settings.keep_days {
+            None => true,
+            Some(keep) => {
+                let today = self.settings.day.day_of(self.now);
+                today
+                    .checked_sub(jiff::Span::new().days(i64::from(keep)))
+                    .is_ok_and(|oldest| day >= oldest)
+            }
+        }
+    }
+
+    fn age_window(&mut self) {
+        let horizon = self.now - self.settings.window;
+        while let Some((finished_at, key)) = self.in_window.first().cloned() {
+            if finished_at > horizon {
+                break;
+            }
+            self.in_window.pop_first();
+            if let Some(counted) = self.calls.get(&key).and_then(|e| e.counted.clone()) {
+                let settings = self.settings.clone();
+                self.window.apply(&counted, -1, &settings);
+            }
+        }
+    }
+
+    fn expire_stale(&mut self) {
+        let Some(stale_after) = self.settings.stale_after else {
+            return;
+        };
+        let horizon = self.now - stale_after;
+        while let Some((last_at, key)) = self.live_by_last_event.first().cloned() {
+            if last_at > horizon {
+                break;
+            }
+            if let Some(entry) = self.calls.get_mut(&key) {
+                entry.call.expire(last_at + stale_after);
+                self.expired_calls += 1;
+                tracing::info!(call = %key, "expired after no event for {stale_after:#}");
+            }
+            self.live_by_last_event.pop_first();
+            self.recount(&key);
+        }
+    }
+
+    /// Drops calls finished longer ago than the late window, remembering their ids.
+    fn retire_finished(&mut self) {
+        let Some(late_window) = self.settings.late_window else {
+            return;
+        };
+        let horizon = self.now - late_window;
+        while let Some((finished_at, key)) = self.finished_by_time.first().cloned() {
+            if finished_at >= horizon {
+                break;
+            }
+            self.finished_by_time.pop_first();
+            if self.in_window.remove(&(finished_at, key.clone()))
+                && let Some(counted) = self.calls.get(&key).and_then(|e| e.counted.clone())
+            {
+                let settings = self.settings.clone();
+                self.window.apply(&counted, -1, &settings);
+            }
+            self.calls.remove(&key);
+            self.retired.insert(key, finished_at);
+        }
+    }
+
+    fn prune_days(&mut self) {
+        let Some(keep) = self.settings.keep_days else {
+            return;
+        };
+        let today = self.settings.day.day_of(self.now);
+        let Ok(oldest) = today.checked_sub(jiff::Span::new().days(i64::from(keep))) else {
+            return;
+        };
+        self.days.retain(|day, _| *day >= oldest);
+        let horizon = self.settings.day.start_of(oldest);
+        self.retired
+            .retain(|_, finished_at| *finished_at >= horizon);
+        // Ids are pruned at most hourly: an id older than the kept days can only
+        // repeat an event that would now be late, which changes no box anyway.
+        if self.now.duration_since(self.ids_pruned_before) > SignedDuration::from_hours(1) {
+            self.seen_ids.retain(|_, at| *at >= horizon);
+            self.ids_pruned_before = self.now;
+        }
+    }
+
+    /// Today's site day.
+    pub fn today(&self) -> Date {
+        self.settings.day.day_of(self.now)
+    }
+
+    /// The tallies of a day, if it is kept.
+    pub fn day(&self, day: Date) -> Option<&Scope> {
+        self.days.get(&day)
+    }
+
+    /// The days kept, oldest first.
+    pub fn days(&self) -> impl Iterator<Item = (&Date, &Scope)> {
+        self.days.iter()
+    }
+
+    /// The rolling window's tallies.
+    pub fn window(&self) -> &Scope {
+        &self.window
+    }
+
+    /// Live calls per state, and queue entries.
+    pub fn live(&self) -> &LiveTally {
+        &self.live
+    }
+
+    /// Live calls per queue.
+    pub fn live_queues(&self) -> &BTreeMap<String, LiveTally> {
+        &self.live_queues
+    }
+
+    /// Agents by name.
+    pub fn agents(&self) -> &BTreeMap<String, AgentEntry> {
+        &self.agents
+    }
+
+    /// Events that arrived after their call's late window.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// Calls expired as stale so far.
+    pub fn expired_calls(&self) -> u64 {
+        self.expired_calls
+    }
+
+    /// Calls held in memory (live, finished and recently retired).
+    pub fn calls_in_memory(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Finished calls in memory, in order of first arrival.
+    pub fn finished_calls(&self) -> Vec<(&str, &Counted)> {
+        let mut calls: Vec<(u64, &str, &Counted)> = self
+            .calls
+            .iter()
+            .filter_map(|(k, e)| e.counted.as_ref().map(|c| (e.first_arrival, &**k, c)))
+            .collect();
+        calls.sort_by_key(|(arrival, _, _)| *arrival);
+        calls.into_iter().map(|(_, k, c)| (k, c)).collect()
+    }
+
+    /// Live calls in memory, with their state.
+    pub fn live_calls(&self) -> impl Iterator<Item = (&str, &Live)> {
+        self.calls
+            .iter()
+            .filter_map(|(k, e)| e.live.as_ref().map(|l| (&**k, l)))
+    }
+
+    /// The sorted history of a call in memory.
+    pub fn history(&self, call: &str) -> Option<&[HistoryEvent]> {
+        self.calls.get(call).map(|e| e.call.history())
+    }
+}

@@ -1,0 +1,197 @@
+//! A batch of events: one JSON object, a JSON array, or NDJSON, parsed whole or not at all.
+
+use serde_json::Value;
+
+use crate::event::{Event, EventError};
+
+/// Why a batch was refused: where (event index and, for NDJSON, line) and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{}", self.place(), self.error)]
+pub struct FeedError {
+    /// 0-based position of the offending event in the batch.
+    pub index: usize,
+    /// 1-based line of the input where that event starts, when known.
+    pub line: Option<usize>,
+    /// What is wrong with it.
+    pub error: EventError,
+}
+
+impl FeedError {
+    fn place(&self) -> String {
+        match self.line {
+            Some(line) => format!("line {line} (event {}): ", self.index),
+            None => format!("event {}: ", self.index),
+        }
+    }
+
+    /// The offending field, if one is to blame.
+    pub fn field(&self) -> Option<&str> {
+        self.error.field.as_deref()
+    }
+}
+
+/// How the bytes of a batch are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Decide from the first character: `[` is an array, anything else a stream of objects.
+    Sniff,
+    /// Newline-delimited JSON, one object per line.
+    Ndjson,
+}
+
+/// Parses a whole batch; the first bad event rejects it.
+pub fn parse_batch(bytes: &[u8], layout: Layout) -> Result<Vec<Event>, FeedError> {
+    let body = strip_bom(bytes);
+    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
+    match (layout, first) {
+        (_, None) => Ok(Vec::new()),
+        (Layout::Sniff, Some(b'[')) => parse_array(body),
+        _ => parse_lines(body),
+    }
+}
+
+fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+fn syntax_error(index: usize, line: Option<usize>, err: &serde_json::Error) -> FeedError {
+    FeedError {
+        index,
+        line,
+        error: EventError {
+            field: None,
+            message: format!("invalid JSON: {err}"),
+        },
+    }
+}
+
+fn parse_array(body: &[u8]) -> Result<Vec<Event>, FeedError> {
+    let values: Vec<Value> =
+        serde_json::from_slice(body).map_err(|e| syntax_error(0, Some(e.line()), &e))?;
+    values
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            Event::from_json(value).map_err(|error| FeedError {
+                index,
+                line: None,
+                error,
+            })
+        })
+        .collect()
+}
+
+/// NDJSON, which also covers a single (even pretty-printed) object: JSON values
+/// separated by whitespace. Errors carry the line the value starts on.
+fn parse_lines(body: &[u8]) -> Result<Vec<Event>, FeedError> {
+    let mut events = Vec::new();
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    let mut line_counter = LineCounter::new(body);
+    loop {
+        let start = skip_whitespace(body, stream.byte_offset());
+        let index = events.len();
+        let Some(next) = stream.next() else { break };
+        let line = line_counter.line_at(start);
+        let value = next.map_err(|e| syntax_error(index, Some(line), &e))?;
+        let event = Event::from_json(&value).map_err(|error| FeedError {
+            index,
+            line: Some(line),
+            error,
+        })?;
+        events.push(event);
+    }
+    Ok(events)
+}
+
+fn skip_whitespace(body: &[u8], mut offset: usize) -> usize {
+    while offset < body.len() && body[offset].is_ascii_whitespace() {
+        offset += 1;
+    }
+    offset
+}
+
+/// Counts newlines incrementally as offsets only move forward.
+struct LineCounter<'a> {
+    body: &'a [u8],
+    offset: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(body: &'a [u8]) -> Self {
+        LineCounter {
+            body,
+            offset: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, offset: usize) -> usize {
+        let end = offset.min(self.body.len());
+        if end > self.offset {
+            self.line += self.body[self.offset..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            self.offset = end;
+        }
+        self.line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = r#"{"type":"closed","call":"c1","at":"2026-11-20T09:00:00Z"}"#;
+    const B: &str = r#"{"type":"ended","call":"c1","at":"2026-11-20T09:00:05Z"}"#;
+
+    #[test]
+    fn reads_object_array_and_ndjson() {
+        assert_eq!(parse_batch(A.as_bytes(), Layout::Sniff).unwrap().len(), 1);
+        let array = format!("[{A},\n{B}]");
+        assert_eq!(
+            parse_batch(array.as_bytes(), Layout::Sniff).unwrap().len(),
+            2
+        );
+        let nd = format!("\u{feff}{A}\n\n  \n{B}\n");
+        assert_eq!(parse_batch(nd.as_bytes(), Layout::Ndjson).unwrap().len(), 2);
+        let pretty =
+            "{\n \"type\": \"closed\",\n \"call\": \"c\",\n \"at\": \"2026-11-20T09:00:00Z\"\n}";
+        assert_eq!(
+            parse_batch(pretty.as_bytes(), Layout::Sniff).unwrap().len(),
+            1
+        );
+        assert!(parse_batch(b"  \n", Layout::Sniff).unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_name_line_index_and_field() {
+        let nd = format!("{A}\n\n{}\n", B.replace("ended", "ending"));
+        let err = parse_batch(nd.as_bytes(), Layout::Sniff).unwrap_err();
+        assert_eq!(
+            (err.index, err.line, err.field()),
+            (1, Some(3), Some("type"))
+        );
+        assert!(
+            err.to_string()
+                .starts_with("line 3 (event 1): field `type`"),
+            "{err}"
+        );
+
+        let array = format!("[{A},{}]", B.replace("\"at\"", "\"when\""));
+        let err = parse_batch(array.as_bytes(), Layout::Sniff).unwrap_err();
+        assert_eq!((err.index, err.line, err.field()), (1, None, Some("at")));
+
+        let truncated = format!("{A}\n{{\"type\":\"clo");
+        let err = parse_batch(truncated.as_bytes(), Layout::Sniff).unwrap_err();
+        assert_eq!((err.index, err.line, err.field()), (1, Some(2), None));
+
+        let err =
+            parse_batch(b"{\"type\":\"closed\",\"call\":\"\xff\"}", Layout::Sniff).unwrap_err();
+        assert!(err.to_string().contains("invalid JSON"), "{err}");
+
+        let deep = "[".repeat(10_000);
+        assert!(parse_batch(deep.as_bytes(), Layout::Sniff).is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! wallboard: a real-time call-centre wallboard server.
+//!
+//! The domain, which knows no sockets and no clock:
+//! - [`event`]: one input event and its parser; [`feed`]: batches of them.
+//! - [`call`]: a call's sorted history and live state; [`outcome`]: the
+//!   outcome and wait of a finished call.
+//! - [`definition`]: outcome → box mappings; [`stats`]: tallies and figures.
+//! - [`day`]: the site's days across DST; [`engine`]: all of it together.
+//! - [`snapshot`]: the board as JSON; [`patch`]: JSON Merge Patch.
+//!
+//! Around it:
+//! - [`config`]: the TOML configuration; [`classify`]: the offline command.
+//! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
+//!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
+
+pub mod call;
+pub mod classify;
+pub mod config;
+pub mod day;
+pub mod definition;
+pub mod demo;
+pub mod engine;
+pub mod event;
+pub mod feed;
+pub mod hub;
+pub mod outcome;
+pub mod patch;
+pub mod server;
+pub mod shutdown;
+pub mod snapshot;
+pub mod stats;
+pub mod web;

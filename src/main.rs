@@ -1,0 +1,161 @@
+//! The `wallboard` command: parse the command line, set up logging, hand over to the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wallboard::classify::{self, ClassifyOptions};
+use wallboard::config::Config;
+use wallboard::hub::Clock;
+use wallboard::server::{self, ServeOptions};
+
+/// A real-time call-centre wallboard server.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Feed the built-in simulated call centre.
+        #[arg(long)]
+        demo: bool,
+        /// Where "now" comes from: the machine's clock or the latest event time.
+        #[arg(long, value_enum, default_value = "wall")]
+        clock: Clock,
+    },
+    /// Classify recorded events offline with the server's engine.
+    Classify {
+        /// Show only these definitions (repeatable; default all).
+        #[arg(long = "definition", value_name = "NAME")]
+        definitions: Vec<String>,
+        /// One JSON line per finished call.
+        #[arg(long)]
+        calls: bool,
+        /// Totals per local day.
+        #[arg(long)]
+        by_day: bool,
+        /// Time zone of the days (default UTC).
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<String>,
+        /// TOML configuration file (definition settings).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// NDJSON or JSON array files; none or `-` reads standard input.
+        files: Vec<PathBuf>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        Some(path) => Ok(Config::load(path)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            demo,
+            clock,
+        } => serve(config.as_ref(), listen, demo, clock),
+        Command::Classify {
+            definitions,
+            calls,
+            by_day,
+            tz,
+            config,
+            files,
+        } => {
+            let options = ClassifyOptions {
+                definitions,
+                calls,
+                by_day,
+                tz,
+                files,
+            };
+            load_config(config.as_ref()).and_then(|config| {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                Ok(classify::run(&options, &config, &mut out)?)
+            })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wallboard: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(
+    config: Option<&PathBuf>,
+    listen: SocketAddr,
+    demo: bool,
+    clock: Clock,
+) -> anyhow::Result<()> {
+    let config = load_config(config)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        println!(
+            "wallboard: the board is at http://{addr}/{}",
+            if demo { " (demo feed running)" } else { "" }
+        );
+        let options = ServeOptions {
+            config,
+            clock,
+            demo,
+        };
+        server::run(listener, options, stop_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping");
+}

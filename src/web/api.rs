@@ -1,0 +1,168 @@
+//! The JSON API: `POST /api/events`, `GET /api/snapshot`, `/healthz`, `/metrics`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use jiff::civil::Date;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AppState, WebError};
+use crate::feed::{self, Layout};
+
+/// Bodies larger than this are parsed off the async threads.
+const PARSE_INLINE_BYTES: usize = 256 * 1024;
+
+/// `POST /api/events`: a JSON event, array or NDJSON; all or nothing.
+pub async fn post_events(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, WebError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => WebError::TooLarge,
+        _ => WebError::BadRequest(rejection.body_text()),
+    })?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    let layout = if ndjson {
+        Layout::Ndjson
+    } else {
+        Layout::Sniff
+    };
+    let parsed = if body.len() > PARSE_INLINE_BYTES {
+        tokio::task::spawn_blocking(move || feed::parse_batch(&body, layout))
+            .await
+            .map_err(|e| WebError::Internal(e.to_string()))?
+    } else {
+        feed::parse_batch(&body, layout)
+    };
+    let events = parsed.inspect_err(|_| {
+        app.hub
+            .counters
+            .rejected_batches
+            .fetch_add(1, Ordering::Relaxed);
+    })?;
+    let report = app.hub.ingest(events);
+    Ok(Json(
+        json!({"accepted": report.accepted, "duplicates": report.duplicates}),
+    ))
+}
+
+/// Query of `GET /api/snapshot`.
+#[derive(Deserialize)]
+pub struct SnapshotQuery {
+    day: Option<String>,
+}
+
+/// `GET /api/snapshot[?day=YYYY-MM-DD]`.
+pub async fn snapshot(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<SnapshotQuery>,
+) -> Result<Response, WebError> {
+    let latest = app.hub.latest();
+    let Some(day) = query.day else {
+        return Ok(json_text(latest.json.clone()));
+    };
+    let day: Date = day
+        .parse()
+        .map_err(|_| WebError::BadRequest(format!("day {day:?} is not a date like 2026-11-20")))?;
+    if latest.board.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
+        return Ok(json_text(latest.json.clone()));
+    }
+    match app.hub.past_day(day) {
+        Some(board) => Ok(Json(board).into_response()),
+        None => Err(WebError::NotFound(format!("no figures are kept for {day}"))),
+    }
+}
+
+fn json_text(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// `GET /healthz`.
+pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        Json(json!({"ok": true, "seq": app.hub.latest().seq})),
+    )
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    let c = &app.hub.counters;
+    let (late, expired, calls) = app
+        .hub
+        .with_engine(|e| (e.late_events(), e.expired_calls(), e.calls_in_memory()));
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP wallboard_{name} {help}\n# TYPE wallboard_{name} {kind}\nwallboard_{name} {value}"
+        );
+    };
+    metric(
+        "events_accepted_total",
+        "counter",
+        "Events accepted.",
+        c.accepted.load(Ordering::Relaxed),
+    );
+    metric(
+        "events_duplicate_total",
+        "counter",
+        "Events ignored as duplicates.",
+        c.duplicates.load(Ordering::Relaxed),
+    );
+    metric(
+        "events_late_total",
+        "counter",
+        "Events after their call's late window.",
+        late,
+    );
+    metric(
+        "batches_rejected_total",
+        "counter",
+        "Batches rejected as invalid.",
+        c.rejected_batches.load(Ordering::Relaxed),
+    );
+    metric(
+        "calls_expired_total",
+        "counter",
+        "Calls expired as stale.",
+        expired,
+    );
+    metric(
+        "calls_in_memory",
+        "gauge",
+        "Calls held in memory.",
+        calls as u64,
+    );
+    metric(
+        "ws_clients",
+        "gauge",
+        "WebSocket clients connected.",
+        c.clients.load(Ordering::Relaxed),
+    );
+    metric(
+        "ws_resyncs_total",
+        "counter",
+        "Snapshots sent to clients that fell behind.",
+        c.resyncs.load(Ordering::Relaxed),
+    );
+    metric(
+        "board_seq",
+        "gauge",
+        "Seq of the latest board.",
+        app.hub.latest().seq,
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,34 @@
+//! The board's script and styles, compiled into the binary (one file to deploy, no CDN).
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// (file name, content type, contents) of everything under `/static/`.
+const ASSETS: &[(&str, &str, &str)] = &[
+    (
+        "board.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/board.js"),
+    ),
+    (
+        "board.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/board.css"),
+    ),
+];
+
+/// `GET /static/{file}`.
+pub async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file").into_response(),
+    }
+}

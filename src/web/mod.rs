@@ -1,0 +1,96 @@
+//! HTTP and WebSocket: the router ([`app`]) and the errors clients see.
+//! - [`api`]: ingest, snapshot, health and metrics.
+//! - [`ws`]: the board's WebSocket.
+//! - [`pages`]: the server-rendered board; [`assets`]: its script and styles.
+
+pub mod api;
+pub mod assets;
+pub mod pages;
+pub mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::feed::FeedError;
+use crate::hub::Hub;
+use crate::shutdown::Signal;
+
+/// Largest request body accepted (then 413).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// What every handler shares.
+pub struct AppState {
+    /// The engine and the board's fan-out.
+    pub hub: Arc<Hub>,
+    /// The validated configuration.
+    pub config: Arc<Config>,
+    /// Fires when the server is shutting down (WebSockets close).
+    pub shutdown: Signal,
+}
+
+/// The router with every route.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(pages::board))
+        .route("/api/events", post(api::post_events))
+        .route("/api/snapshot", get(api::snapshot))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/ws", get(ws::upgrade))
+        .route("/static/{file}", get(assets::asset))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// An error a client caused (4xx) or the server suffered (5xx).
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// A batch with an invalid event; nothing of it was applied.
+    #[error("{0}")]
+    BadBatch(#[from] FeedError),
+    /// A malformed request other than a batch.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The body is over the limit.
+    #[error("request body is over the limit of {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    /// Our fault; details go to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            WebError::BadBatch(e) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": self.to_string(), "index": e.index, "line": e.line, "field": e.field()}),
+            ),
+            WebError::BadRequest(_) => {
+                (StatusCode::BAD_REQUEST, json!({"error": self.to_string()}))
+            }
+            WebError::NotFound(_) => (StatusCode::NOT_FOUND, json!({"error": self.to_string()})),
+            WebError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": self.to_string()}),
+            ),
+            WebError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal error"}),
+                )
+            }
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}

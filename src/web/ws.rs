@@ -1,0 +1,117 @@
+//! `GET /ws`: a snapshot, then every delta in seq order; a client that falls
+//! behind is sent a fresh snapshot. One send loop and one receive task per socket.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use crate::hub::Hub;
+
+/// Clients send almost nothing: a small read buffer (tungstenite's default is 128 KiB).
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Largest message a client may send; more closes the connection.
+const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
+/// How often an idle connection is pinged.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// A peer silent for this long (no pong, no message) is dropped.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Upgrades to the board's WebSocket.
+pub async fn upgrade(State(app): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
+        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve(socket, app))
+}
+
+/// Counts a client while it is connected.
+struct ClientGuard<'a>(&'a AtomicU64);
+
+impl<'a> ClientGuard<'a> {
+    fn new(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        ClientGuard(count)
+    }
+}
+
+impl Drop for ClientGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve(socket: WebSocket, app: Arc<AppState>) {
+    let hub: &Hub = &app.hub;
+    let _guard = ClientGuard::new(&hub.counters.clients);
+    let (mut sink, mut stream) = socket.split();
+    // Subscribe before reading the snapshot so nothing falls between them.
+    let mut frames = hub.subscribe();
+    let snapshot = hub.latest();
+    let mut seq = snapshot.seq;
+    if sink
+        .send(Message::Text(snapshot.snapshot_message()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+
+    let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let heard = last_heard.clone();
+    let mut receiver = tokio::spawn(async move {
+        // Any message (pongs included) proves the peer alive; a close, an
+        // error or an oversized message ends the connection.
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+            *heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
+    });
+
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.reset();
+    let shutdown = app.shutdown.clone().wait();
+    tokio::pin!(shutdown);
+    loop {
+        let outgoing = tokio::select! {
+            frame = frames.recv() => match frame {
+                Ok(frame) if frame.seq <= seq => continue,
+                Ok(frame) if frame.seq == seq + 1 => {
+                    seq = frame.seq;
+                    Message::Text(frame.text)
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    hub.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+                    let snapshot = hub.latest();
+                    seq = snapshot.seq;
+                    Message::Text(snapshot.snapshot_message())
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = ping.tick() => {
+                let silent = last_heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
+                if silent > PEER_TIMEOUT {
+                    break;
+                }
+                Message::Ping(Default::default())
+            }
+            _ = &mut receiver => break,
+            () = &mut shutdown => {
+                let _ = sink.send(Message::Close(None)).await;
+                break;
+            }
+        };
+        if sink.send(outgoing).await.is_err() {
+            break;
+        }
+    }
+    receiver.abort();
+}
