@@ -285,7 +285,8 @@ mod tests {
             agent: "a".into(),
             queue: None,
         };
-        let cases: Vec<(Vec<(i64, K)>, LiveState, Option<&str>, i64)> = vec![
+        type Journey = Vec<(i64, K)>;
+        let cases: Vec<(Journey, LiveState, Option<&str>, i64)> = vec![
             (
                 vec![(0, K::IvrStarted { menu: None }), (3, K::Closed)],
                 LiveState::InIvr,

@@ -60,6 +60,14 @@ pub struct RawConfig {
     figures: RawFigures,
     #[serde(default)]
     definitions: RawDefinitions,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -136,6 +144,8 @@ pub struct Config {
     pub engine: EngineSettings,
     /// The definition boards show unless told otherwise.
     pub default_definition: String,
+    /// Days of events and finished calls the store keeps.
+    pub retention_days: u32,
 }
 
 impl Default for Config {
@@ -256,7 +266,15 @@ impl Config {
                 format!("no definition is called {default_definition:?}"),
             ));
         }
+        let retention_days = raw.store.retention_days.unwrap_or(90);
+        if !(1..=3660).contains(&retention_days) {
+            return Err(invalid(
+                "store.retention_days",
+                format!("must be between 1 and 3660 days, not {retention_days}"),
+            ));
+        }
         Ok(Config {
+            retention_days,
             engine: EngineSettings {
                 definitions,
                 figures,
@@ -369,5 +387,6 @@ mod tests {
             err("[definitions.custom.nhs]\nanswered = \"a\"").contains("definitions.custom.nhs")
         );
         assert!(err("site = 3").contains("t.toml"));
+        assert!(err("[store]\nretention_days = 0").contains("store.retention_days"));
     }
 }

@@ -85,7 +85,8 @@ pub struct Scope {
 }
 
 impl Scope {
-    fn apply(&mut self, counted: &Counted, sign: i64, settings: &EngineSettings) {
+    /// Adds (`sign` = 1) or removes (-1) a finished call.
+    pub fn apply(&mut self, counted: &Counted, sign: i64, settings: &EngineSettings) {
         let c = &counted.contribution;
         self.all
             .apply(c, sign, &settings.definitions, &settings.figures);
@@ -173,6 +174,8 @@ pub struct Engine {
     late_events: u64,
     expired_calls: u64,
     ids_pruned_before: Timestamp,
+    /// Calls whose count changed since [`Engine::take_changed`] was last called.
+    changed: HashMap<Arc<str>, Counted>,
 }
 
 impl Engine {
@@ -196,6 +199,7 @@ impl Engine {
             late_events: 0,
             expired_calls: 0,
             ids_pruned_before: now,
+            changed: HashMap::new(),
         }
     }
 
@@ -318,26 +322,7 @@ impl Engine {
             return;
         };
         let (counted, live) = match entry.call.status() {
-            Status::Finished { at, verdict } => {
-                let contribution = Contribution {
-                    outcome: verdict.outcome,
-                    wait_ms: verdict.wait_ms,
-                    reached_staff: verdict.reached_staff,
-                    boxes: self
-                        .settings
-                        .definitions
-                        .iter()
-                        .map(|d| d.box_of(verdict.outcome, verdict.wait_ms, verdict.reached_staff))
-                        .collect(),
-                };
-                let counted = Counted {
-                    finished_at: at,
-                    day: self.settings.day.day_of(at),
-                    verdict,
-                    contribution,
-                };
-                (Some(counted), None)
-            }
+            Status::Finished { at, verdict } => (Some(count_of(&self.settings, at, verdict)), None),
             Status::Live(live) => (None, Some(live)),
         };
         let last_at = entry.call.last_at().unwrap_or(self.now);
@@ -346,6 +331,9 @@ impl Engine {
         let old_indexed =
             std::mem::replace(&mut entry.indexed_last_at, live.as_ref().map(|_| last_at));
         if old_counted != counted {
+            if let Some(new) = &counted {
+                self.changed.insert(key.clone(), new.clone());
+            }
             if let Some(old) = &old_counted {
                 self.count(key, old, -1);
             }
@@ -484,6 +472,11 @@ impl Engine {
         }
     }
 
+    /// How a call finished at `finished_at` with `verdict` counts.
+    pub fn count_of(&self, finished_at: Timestamp, verdict: Verdict) -> Counted {
+        count_of(&self.settings, finished_at, verdict)
+    }
+
     /// Today's site day.
     pub fn today(&self) -> Date {
         self.settings.day.day_of(self.now)
@@ -552,8 +545,32 @@ impl Engine {
             .filter_map(|(k, e)| e.live.as_ref().map(|l| (&**k, l)))
     }
 
+    /// The finished calls whose count changed since the last call, as they count now.
+    pub fn take_changed(&mut self) -> Vec<(Arc<str>, Counted)> {
+        std::mem::take(&mut self.changed).into_iter().collect()
+    }
+
     /// The sorted history of a call in memory.
     pub fn history(&self, call: &str) -> Option<&[HistoryEvent]> {
         self.calls.get(call).map(|e| e.call.history())
+    }
+}
+
+fn count_of(settings: &EngineSettings, finished_at: Timestamp, verdict: Verdict) -> Counted {
+    let contribution = Contribution {
+        outcome: verdict.outcome,
+        wait_ms: verdict.wait_ms,
+        reached_staff: verdict.reached_staff,
+        boxes: settings
+            .definitions
+            .iter()
+            .map(|d| d.box_of(verdict.outcome, verdict.wait_ms, verdict.reached_staff))
+            .collect(),
+    };
+    Counted {
+        finished_at,
+        day: settings.day.day_of(finished_at),
+        verdict,
+        contribution,
     }
 }

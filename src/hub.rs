@@ -1,20 +1,24 @@
-//! The hub owns the engine and publishes the board: events go in through
-//! [`Hub::ingest`]; one publisher task folds what changed within a short window
-//! into one JSON Merge Patch, serializes it once and shares the bytes with
-//! every client. Lock rule: the engine mutex is never held across `.await`.
+//! The hub owns the engine and publishes the board. Events go in through
+//! [`Hub::ingest`]: with a store, a writer thread commits every waiting batch
+//! in one transaction (group commit) and only then applies them, in journal
+//! order; one publisher task folds what changed within a short window into one
+//! JSON Merge Patch, serializes it once and shares the bytes with every client.
+//! Lock rule: the engine mutex is never held across `.await`.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, mpsc};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, oneshot};
 
-use crate::engine::{Engine, EngineSettings, IngestReport};
+use crate::engine::{Counted, Engine, EngineSettings, IngestReport, Scope};
 use crate::event::Event;
+use crate::journal::{Append, Journal, JournalError};
 use crate::{patch, snapshot};
 
 /// Changes arriving within this window after the first go into one delta.
@@ -23,6 +27,12 @@ pub const FOLD_WINDOW: Duration = Duration::from_millis(20);
 pub const TICK: Duration = Duration::from_secs(1);
 /// Deltas a slow client may fall behind before it is resynced with a snapshot.
 const BACKLOG: usize = 256;
+/// Most events committed in one group.
+const GROUP_EVENTS: usize = 100_000;
+/// How often the writer, when idle, records derived rows and prunes.
+const WRITER_IDLE: Duration = Duration::from_millis(500);
+/// How often old data is pruned.
+const PRUNE_EVERY: SignedDuration = SignedDuration::from_hours(1);
 
 /// Where "now" comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,6 +41,23 @@ pub enum Clock {
     Wall,
     /// The latest event time seen (replays of recorded days).
     Feed,
+}
+
+/// The wall clock, injectable so tests can cross midnight without waiting.
+pub type WallClock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The machine's clock.
+pub fn system_clock() -> WallClock {
+    Arc::new(Timestamp::now)
+}
+
+/// The durable store's settings.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Directory of the database.
+    pub dir: PathBuf,
+    /// Days of events and finished calls kept.
+    pub retention_days: u32,
 }
 
 /// A published board: its seq, the value, and the serialized snapshot.
@@ -89,70 +116,154 @@ pub struct Counters {
     pub clients: AtomicU64,
     /// Snapshots sent to clients that fell behind.
     pub resyncs: AtomicU64,
+    /// Group commits made.
+    pub commits: AtomicU64,
 }
 
-/// The engine, the latest board, and the fan-out to clients.
-pub struct Hub {
+/// What the writer thread and the hub share.
+struct Core {
     engine: Mutex<Engine>,
     clock: Clock,
+    wall: WallClock,
     changed: Notify,
-    latest: RwLock<Arc<Published>>,
-    frames: broadcast::Sender<Frame>,
-    /// Counters for `/metrics`.
-    pub counters: Counters,
+    counters: Counters,
 }
 
-impl Hub {
-    /// A hub over a fresh engine.
-    pub fn new(settings: EngineSettings, clock: Clock) -> Hub {
-        let settings = EngineSettings {
-            feed_clock: clock == Clock::Feed,
-            ..settings
-        };
-        let start = match clock {
-            Clock::Wall => Timestamp::now(),
-            Clock::Feed => Timestamp::UNIX_EPOCH,
-        };
-        let engine = Engine::new(Arc::new(settings), start);
-        let board = snapshot::today(&engine);
-        Hub {
-            engine: Mutex::new(engine),
-            clock,
-            changed: Notify::new(),
-            latest: RwLock::new(Arc::new(Published::new(0, board))),
-            frames: broadcast::channel(BACKLOG).0,
-            counters: Counters::default(),
-        }
-    }
-
-    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
-        // A panic while holding the lock cannot leave half an update behind
-        // that matters more than stopping would, so a poisoned lock is used on.
+impl Core {
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        // A panic while holding the lock leaves the engine as consistent as
+        // the last completed event; carrying on beats stopping the board.
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Applies a batch of valid events and wakes the publisher.
-    pub fn ingest(&self, events: Vec<Event>) -> IngestReport {
-        let report = {
-            let mut engine = self.engine();
-            if self.clock == Clock::Wall {
-                engine.advance(Timestamp::now());
+    /// Moves a wall-clock engine to the current time (a feed clock moves itself).
+    fn tick(&self, engine: &mut Engine) {
+        if self.clock == Clock::Wall {
+            engine.advance((self.wall)());
+        }
+    }
+}
+
+/// A batch waiting for the writer.
+struct Request {
+    events: Vec<Event>,
+    reply: oneshot::Sender<Result<IngestReport, String>>,
+}
+
+/// The engine, the latest board, the store's writer and the fan-out to clients.
+pub struct Hub {
+    core: Arc<Core>,
+    latest: RwLock<Arc<Published>>,
+    frames: broadcast::Sender<Frame>,
+    writer: Option<mpsc::Sender<Request>>,
+    store: Option<StoreSettings>,
+}
+
+impl Hub {
+    /// A hub with no store: everything lives in memory.
+    pub fn in_memory(settings: EngineSettings, clock: Clock, wall: WallClock) -> Hub {
+        let start = start_time(clock, &wall, None);
+        let engine = Engine::new(Arc::new(with_clock(settings, clock)), start);
+        Hub::assemble(engine, clock, wall, None, None)
+    }
+
+    /// A hub over the store in `store.dir`: rebuilds the board from it before
+    /// returning, then commits every batch before applying it.
+    pub fn open(
+        settings: EngineSettings,
+        clock: Clock,
+        wall: WallClock,
+        store: StoreSettings,
+    ) -> Result<Hub, JournalError> {
+        let mut journal = Journal::open(&store.dir)?;
+        let started = std::time::Instant::now();
+        let now = start_time(clock, &wall, journal.latest_time()?);
+        let settings = Arc::new(with_clock(settings, clock));
+        let mut engine = Engine::new(settings.clone(), Timestamp::UNIX_EPOCH);
+        let replayed = rebuild(&mut engine, &journal, now)?;
+        engine.advance(now);
+        let changed = owned(engine.take_changed());
+        journal.record_finished(&changed)?;
+        tracing::info!(
+            events = replayed,
+            calls = engine.calls_in_memory(),
+            "rebuilt the board from {} in {:.2?}",
+            store.dir.display(),
+            started.elapsed()
+        );
+        let (tx, rx) = mpsc::channel();
+        let hub = Hub::assemble(engine, clock, wall, Some(tx), Some(store.clone()));
+        let core = hub.core.clone();
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || write_loop(&core, journal, &rx, &store))
+            .expect("spawning the journal writer");
+        Ok(hub)
+    }
+
+    fn assemble(
+        engine: Engine,
+        clock: Clock,
+        wall: WallClock,
+        writer: Option<mpsc::Sender<Request>>,
+        store: Option<StoreSettings>,
+    ) -> Hub {
+        let board = snapshot::today(&engine);
+        Hub {
+            core: Arc::new(Core {
+                engine: Mutex::new(engine),
+                clock,
+                wall,
+                changed: Notify::new(),
+                counters: Counters::default(),
+            }),
+            latest: RwLock::new(Arc::new(Published::new(0, board))),
+            frames: broadcast::channel(BACKLOG).0,
+            writer,
+            store,
+        }
+    }
+
+    /// Counters for `/metrics`.
+    pub fn counters(&self) -> &Counters {
+        &self.core.counters
+    }
+
+    /// Takes in a batch of valid events: durable in the store (if any) before
+    /// this returns, then applied; wakes the publisher.
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, JournalError> {
+        let report = match &self.writer {
+            None => {
+                let mut engine = self.core.engine();
+                self.core.tick(&mut engine);
+                engine.ingest(events)
             }
-            engine.ingest(events)
+            Some(writer) => {
+                let (reply, answer) = oneshot::channel();
+                writer
+                    .send(Request { events, reply })
+                    .map_err(|_| JournalError::Stopped)?;
+                let answer = answer.await.map_err(|_| JournalError::Stopped)?;
+                answer.map_err(|message| {
+                    tracing::error!("journal commit failed: {message}");
+                    JournalError::Stopped
+                })?
+            }
         };
-        self.counters
+        let counters = &self.core.counters;
+        counters
             .accepted
             .fetch_add(report.accepted, Ordering::Relaxed);
-        self.counters
+        counters
             .duplicates
             .fetch_add(report.duplicates, Ordering::Relaxed);
-        self.changed.notify_one();
-        report
+        self.core.changed.notify_one();
+        Ok(report)
     }
 
     /// Runs `f` with the engine locked (keep it short; never across `.await`).
     pub fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
-        f(&self.engine())
+        f(&self.core.engine())
     }
 
     /// The latest published board.
@@ -169,17 +280,43 @@ impl Hub {
         self.frames.subscribe()
     }
 
-    /// The board of a past day, while it is kept; today's is [`Hub::latest`].
-    pub fn past_day(&self, day: Date) -> Option<Value> {
-        snapshot::past_day(&self.engine(), day)
+    /// The board of a past day as it ended (with its late corrections), from
+    /// the store if there is one, else from memory; `None` if not kept.
+    pub async fn past_day(&self, day: Date) -> Result<Option<Value>, JournalError> {
+        let Some(store) = &self.store else {
+            return Ok(
+                self.with_engine(|e| e.day(day).map(|scope| snapshot::past_board(e, day, scope)))
+            );
+        };
+        let dir = store.dir.clone();
+        let rows = tokio::task::spawn_blocking(move || {
+            let reader = Journal::open_reader(&dir)?;
+            if !reader.has_day(day)? {
+                return Ok(None);
+            }
+            reader.finished_on(day).map(Some)
+        })
+        .await
+        .map_err(|_| JournalError::Stopped)??;
+        let Some(rows) = rows else { return Ok(None) };
+        Ok(Some(self.with_engine(|engine| {
+            let mut scope = Scope::default();
+            for row in rows {
+                let counted = engine.count_of(row.finished_at, row.verdict);
+                scope.apply(&counted, 1, engine.settings());
+            }
+            snapshot::past_board(engine, day, &scope)
+        })))
     }
 
     /// Builds the board now and, if it changed, publishes it as a delta.
     pub fn publish(&self) {
         let board = {
-            let mut engine = self.engine();
-            if self.clock == Clock::Wall {
-                engine.advance(Timestamp::now());
+            let mut engine = self.core.engine();
+            self.core.tick(&mut engine);
+            if self.writer.is_none() {
+                // Nobody records finished calls without a store.
+                engine.take_changed();
             }
             snapshot::today(&engine)
         };
@@ -208,10 +345,173 @@ impl Hub {
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
-                () = self.changed.notified() => tokio::time::sleep(FOLD_WINDOW).await,
+                () = self.core.changed.notified() => tokio::time::sleep(FOLD_WINDOW).await,
                 _ = tick.tick() => {}
             }
             self.publish();
+        }
+    }
+}
+
+fn with_clock(settings: EngineSettings, clock: Clock) -> EngineSettings {
+    EngineSettings {
+        feed_clock: clock == Clock::Feed,
+        ..settings
+    }
+}
+
+/// "Now" at start: the wall clock, or for a feed clock the latest time the store saw.
+fn start_time(clock: Clock, wall: &WallClock, latest_stored: Option<Timestamp>) -> Timestamp {
+    match clock {
+        Clock::Wall => wall(),
+        Clock::Feed => latest_stored.unwrap_or(Timestamp::UNIX_EPOCH),
+    }
+}
+
+fn owned(changed: Vec<(Arc<str>, Counted)>) -> Vec<(String, Counted)> {
+    changed
+        .into_iter()
+        .map(|(k, c)| (k.to_string(), c))
+        .collect()
+}
+
+/// Replays into `engine` every call that can still matter at `now`: those
+/// active since before today began, the rolling window and the late window
+/// opened, less `stale_after` (an unfinished call may be that quiet).
+fn rebuild(engine: &mut Engine, journal: &Journal, now: Timestamp) -> Result<u64, JournalError> {
+    let s = engine.settings().clone();
+    let reach_back = [s.window, s.late_window.unwrap_or_default()]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    let today_start = s.day.start_of(s.day.day_of(now));
+    let horizon = today_start.min(now - reach_back)
+        - s.stale_after.unwrap_or_default()
+        - SignedDuration::from_hours(1);
+    engine.ingest(journal.agents()?);
+    let mut replayed = 0u64;
+    let mut pending: Vec<Event> = Vec::new();
+    let mut pending_at = Timestamp::UNIX_EPOCH;
+    journal.replay_since(horizon, |received, event| {
+        if received != pending_at && !pending.is_empty() {
+            engine.advance(pending_at);
+            engine.ingest(std::mem::take(&mut pending));
+        }
+        pending_at = received;
+        pending.push(event);
+        replayed += 1;
+    })?;
+    if !pending.is_empty() {
+        engine.advance(pending_at);
+        engine.ingest(pending);
+    }
+    Ok(replayed)
+}
+
+/// The writer thread: commits waiting batches together, then applies them in
+/// that order. The engine stays locked from choosing the batches' time to
+/// applying them, so a replay at that recorded time decides exactly as live did.
+fn write_loop(
+    core: &Core,
+    mut journal: Journal,
+    requests: &mpsc::Receiver<Request>,
+    store: &StoreSettings,
+) {
+    let mut last_prune = Timestamp::UNIX_EPOCH;
+    loop {
+        let first = match requests.recv_timeout(WRITER_IDLE) {
+            Ok(request) => request,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                idle(core, &mut journal, store, &mut last_prune);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
+        let mut group = vec![first];
+        let mut size = group[0].events.len();
+        while size < GROUP_EVENTS {
+            match requests.try_recv() {
+                Ok(request) => {
+                    size += request.events.len();
+                    group.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        commit_group(core, &mut journal, group);
+    }
+}
+
+fn commit_group(core: &Core, journal: &mut Journal, group: Vec<Request>) {
+    let mut engine = core.engine();
+    core.tick(&mut engine);
+    let received = engine.now();
+    let finished = owned(engine.take_changed());
+    let appends: Vec<Append<'_>> = group
+        .iter()
+        .map(|r| Append {
+            events: &r.events,
+            received,
+        })
+        .collect();
+    let fresh = match journal.append(&appends, &finished) {
+        Ok(fresh) => fresh,
+        Err(e) => {
+            drop(engine);
+            let message = e.to_string();
+            for request in group {
+                let _ = request.reply.send(Err(message.clone()));
+            }
+            return;
+        }
+    };
+    core.counters.commits.fetch_add(1, Ordering::Relaxed);
+    let mut replies = Vec::with_capacity(group.len());
+    for (request, fresh) in group.into_iter().zip(fresh) {
+        let repeated = fresh.iter().filter(|new| !**new).count() as u64;
+        let events: Vec<Event> = request
+            .events
+            .into_iter()
+            .zip(fresh)
+            .filter_map(|(event, new)| new.then_some(event))
+            .collect();
+        let mut report = engine.ingest(events);
+        report.duplicates += repeated;
+        replies.push((request.reply, report));
+    }
+    drop(engine);
+    core.changed.notify_one();
+    for (reply, report) in replies {
+        let _ = reply.send(Ok(report));
+    }
+}
+
+/// Records derived rows that changed without new events (expiry, late
+/// corrections already committed) and prunes past retention.
+fn idle(core: &Core, journal: &mut Journal, store: &StoreSettings, last_prune: &mut Timestamp) {
+    let (finished, now, first_day) = {
+        let mut engine = core.engine();
+        let now = engine.now();
+        let today = engine.today();
+        let first_day = today
+            .checked_sub(jiff::Span::new().days(i64::from(store.retention_days)))
+            .unwrap_or(today);
+        (owned(engine.take_changed()), now, first_day)
+    };
+    if !finished.is_empty()
+        && let Err(e) = journal.record_finished(&finished)
+    {
+        tracing::error!("recording finished calls: {e}");
+    }
+    if now.duration_since(*last_prune) >= PRUNE_EVERY {
+        *last_prune = now;
+        let before = now - SignedDuration::from_hours(24 * i64::from(store.retention_days));
+        match journal.prune(before, first_day) {
+            Ok((0, 0)) => {}
+            Ok((events, calls)) => {
+                tracing::info!(events, calls, "pruned data older than {first_day}")
+            }
+            Err(e) => tracing::error!("pruning: {e}"),
         }
     }
 }

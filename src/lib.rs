@@ -10,6 +10,7 @@
 //!
 //! Around it:
 //! - [`config`]: the TOML configuration; [`classify`]: the offline command.
+//! - [`journal`]: the durable store (SQLite) the board is rebuilt from.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
 //!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
 
@@ -23,6 +24,7 @@ pub mod engine;
 pub mod event;
 pub mod feed;
 pub mod hub;
+pub mod journal;
 pub mod outcome;
 pub mod patch;
 pub mod server;

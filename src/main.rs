@@ -29,6 +29,9 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Directory of the event store (created if missing).
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
         /// Feed the built-in simulated call centre.
         #[arg(long)]
         demo: bool,
@@ -77,9 +80,10 @@ fn main() -> ExitCode {
         Command::Serve {
             config,
             listen,
+            data_dir,
             demo,
             clock,
-        } => serve(config.as_ref(), listen, demo, clock),
+        } => serve(config.as_ref(), listen, data_dir, demo, clock),
         Command::Classify {
             definitions,
             calls,
@@ -113,26 +117,29 @@ fn main() -> ExitCode {
 fn serve(
     config: Option<&PathBuf>,
     listen: SocketAddr,
+    data_dir: PathBuf,
     demo: bool,
     clock: Clock,
 ) -> anyhow::Result<()> {
     let config = load_config(config)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
+        let options = ServeOptions {
+            clock,
+            demo,
+            data_dir: Some(data_dir),
+            ..ServeOptions::new(config)
+        };
+        // Rebuild from the store before listening: a board that answers is a complete one.
+        let opening = options.clone();
+        let hub = tokio::task::spawn_blocking(move || server::open_hub(&opening)).await??;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        println!(
-            "wallboard: the board is at http://{addr}/{}",
-            if demo { " (demo feed running)" } else { "" }
-        );
-        let options = ServeOptions {
-            config,
-            clock,
-            demo,
-        };
-        server::run(listener, options, stop_signal()).await?;
+        let demo_note = if demo { " (demo feed running)" } else { "" };
+        println!("wallboard: the board is at http://{addr}/{demo_note}");
+        server::serve(listener, std::sync::Arc::new(hub), options, stop_signal()).await?;
         Ok(())
     })
 }

@@ -125,6 +125,10 @@ pub struct Verdict {
     pub reached_staff: bool,
     /// The queue of its last `queued` (or `transferred` `to_queue`).
     pub queue: Option<String>,
+    /// The agent of its last `answered`, else of its last `offered`.
+    pub agent: Option<String>,
+    /// The caller's number (`from` of its `call_started`).
+    pub caller: Option<String>,
 }
 
 /// Facts gathered in one pass over a sorted history.
@@ -149,6 +153,9 @@ struct Facts {
     first_voicemail: Option<Timestamp>,
     first_callback: Option<Timestamp>,
     last_queue: Option<usize>,
+    last_agent: Option<usize>,
+    last_answered_agent: Option<usize>,
+    caller: Option<usize>,
 }
 
 impl Facts {
@@ -158,11 +165,15 @@ impl Facts {
             let at = event.at;
             match &event.kind {
                 EventKind::CallStarted {
-                    direction, dialer, ..
+                    direction,
+                    dialer,
+                    from,
+                    ..
                 } if !f.seen_call_started => {
                     f.seen_call_started = true;
                     f.outbound = *direction == Direction::Outbound;
                     f.dialer = *dialer;
+                    f.caller = from.as_ref().map(|_| i);
                 }
                 EventKind::DeadEnd => f.dead_end = true,
                 EventKind::VoicemailDropped => f.voicemail_dropped = true,
@@ -172,6 +183,7 @@ impl Facts {
                 EventKind::Answered { .. } => {
                     f.first_answered.get_or_insert(i);
                     f.last_answered = Some(i);
+                    f.last_answered_agent = Some(i);
                 }
                 EventKind::Transferred { to_queue, .. } => {
                     f.last_transferred = Some(i);
@@ -187,6 +199,7 @@ impl Facts {
                 EventKind::Offered { .. } => {
                     f.first_offered.get_or_insert(at);
                     f.first_reach.get_or_insert((i, at));
+                    f.last_agent = Some(i);
                 }
                 EventKind::TimedOut { .. } => {
                     f.first_timed_out.get_or_insert(at);
@@ -295,6 +308,21 @@ pub fn classify(history: &[HistoryEvent], finished_at: Timestamp) -> Verdict {
         queue: facts
             .last_queue
             .and_then(|i| queue_named_by(&history[i].kind)),
+        agent: facts
+            .last_answered_agent
+            .or(facts.last_agent)
+            .and_then(|i| agent_named_by(&history[i].kind)),
+        caller: facts.caller.and_then(|i| match &history[i].kind {
+            EventKind::CallStarted { from, .. } => from.clone(),
+            _ => None,
+        }),
+    }
+}
+
+fn agent_named_by(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::Answered { agent } | EventKind::Offered { agent, .. } => Some(agent.clone()),
+        _ => None,
     }
 }
 
@@ -374,7 +402,8 @@ mod tests {
     #[test]
     fn each_rule_in_order() {
         use Direction::{Inbound, Outbound};
-        let cases: Vec<(&str, Vec<(i64, K)>, Outcome, Option<i64>)> = vec![
+        type Journey = Vec<(i64, K)>;
+        let cases: Vec<(&str, Journey, Outcome, Option<i64>)> = vec![
             (
                 "O1 dropped beats answered",
                 vec![

@@ -1,25 +1,77 @@
-//! `wallboard serve`: wires the hub, the publisher, the demo feed and the web
-//! app onto a listener the caller bound, and stops cleanly on a signal.
+//! `wallboard serve`: opens the store and rebuilds the board from it, then
+//! wires the hub, the publisher, the demo feed and the web app onto a
+//! listener the caller bound, and stops cleanly on a signal.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::hub::{Clock, Hub};
+use crate::hub::{Clock, Hub, StoreSettings, WallClock, system_clock};
+use crate::journal::JournalError;
 use crate::web::{self, AppState};
 use crate::{demo, shutdown};
 
 /// How to serve.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// The validated configuration.
     pub config: Config,
     /// Where "now" comes from.
     pub clock: Clock,
+    /// The wall clock (tests inject their own).
+    pub wall: WallClock,
     /// Run the built-in simulated call centre as an event source.
     pub demo: bool,
+    /// The store's directory; `None` keeps everything in memory only.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ServeOptions {
+    /// Wall clock, no demo, no store.
+    pub fn new(config: Config) -> ServeOptions {
+        ServeOptions {
+            config,
+            clock: Clock::Wall,
+            wall: system_clock(),
+            demo: false,
+            data_dir: None,
+        }
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store cannot be opened or read.
+    #[error(transparent)]
+    Store(#[from] JournalError),
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the hub: from the store when there is one (rebuilding the board).
+pub fn open_hub(options: &ServeOptions) -> Result<Hub, JournalError> {
+    let settings = options.config.engine.clone();
+    match &options.data_dir {
+        None => Ok(Hub::in_memory(
+            settings,
+            options.clock,
+            options.wall.clone(),
+        )),
+        Some(dir) => Hub::open(
+            settings,
+            options.clock,
+            options.wall.clone(),
+            StoreSettings {
+                dir: dir.clone(),
+                retention_days: options.config.retention_days,
+            },
+        ),
+    }
 }
 
 /// Serves until `stop` resolves, then closes WebSockets and drains requests.
@@ -27,14 +79,28 @@ pub async fn run(
     listener: TcpListener,
     options: ServeOptions,
     stop: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let hub = Arc::new(Hub::new(options.config.engine.clone(), options.clock));
+) -> Result<(), ServeError> {
+    let opening = options.clone();
+    let hub = tokio::task::spawn_blocking(move || open_hub(&opening))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    serve(listener, Arc::new(hub), options, stop).await
+}
+
+/// Serves an already opened hub.
+pub async fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    options: ServeOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let (trigger, signal) = shutdown::channel();
     let state = Arc::new(AppState {
         hub: hub.clone(),
         config: Arc::new(options.config),
         shutdown: signal.clone(),
     });
+    hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
     if options.demo {
         tokio::spawn(demo::run(hub.clone(), signal.clone()));
@@ -45,5 +111,5 @@ pub async fn run(
     });
     let result = serve.await;
     let _ = publisher.await;
-    result
+    Ok(result?)
 }

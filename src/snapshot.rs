@@ -145,11 +145,9 @@ pub fn today(engine: &Engine) -> Value {
     })
 }
 
-/// The board of a past (or the current) day from its final tallies, without
-/// live figures; `None` when the day is not kept.
-pub fn past_day(engine: &Engine, day: Date) -> Option<Value> {
-    let scope = engine.day(day)?;
-    Some(to_value(Board {
+/// The board of a day from its final tallies, without live figures.
+pub fn past_board(engine: &Engine, day: Date, scope: &Scope) -> Value {
+    to_value(Board {
         now: engine.now(),
         day,
         timezone: engine.settings().day.time_zone_name(),
@@ -159,5 +157,10 @@ pub fn past_day(engine: &Engine, day: Date) -> Option<Value> {
         definitions: definitions(engine, &scope.all),
         window: None,
         queues: queues(engine, Some(scope), false),
-    }))
+    })
+}
+
+/// The board of a day kept in memory, from its final tallies; `None` when not kept.
+pub fn past_day(engine: &Engine, day: Date) -> Option<Value> {
+    engine.day(day).map(|scope| past_board(engine, day, scope))
 }

@@ -48,11 +48,15 @@ pub async fn post_events(
     };
     let events = parsed.inspect_err(|_| {
         app.hub
-            .counters
+            .counters()
             .rejected_batches
             .fetch_add(1, Ordering::Relaxed);
     })?;
-    let report = app.hub.ingest(events);
+    let report = app
+        .hub
+        .ingest(events)
+        .await
+        .map_err(|e| WebError::Unavailable(e.to_string()))?;
     Ok(Json(
         json!({"accepted": report.accepted, "duplicates": report.duplicates}),
     ))
@@ -79,9 +83,10 @@ pub async fn snapshot(
     if latest.board.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
         return Ok(json_text(latest.json.clone()));
     }
-    match app.hub.past_day(day) {
-        Some(board) => Ok(Json(board).into_response()),
-        None => Err(WebError::NotFound(format!("no figures are kept for {day}"))),
+    match app.hub.past_day(day).await {
+        Ok(Some(board)) => Ok(Json(board).into_response()),
+        Ok(None) => Err(WebError::NotFound(format!("no figures are kept for {day}"))),
+        Err(e) => Err(WebError::Internal(e.to_string())),
     }
 }
 
@@ -99,7 +104,7 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    let c = &app.hub.counters;
+    let c = app.hub.counters();
     let (late, expired, calls) = app
         .hub
         .with_engine(|e| (e.late_events(), e.expired_calls(), e.calls_in_memory()));

@@ -63,6 +63,9 @@ pub enum WebError {
     /// The body is over the limit.
     #[error("request body is over the limit of {MAX_BODY_BYTES} bytes")]
     TooLarge,
+    /// The store cannot take events now; nothing of the batch was applied.
+    #[error("the event store is unavailable; nothing of the batch was applied")]
+    Unavailable(String),
     /// Our fault; details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -83,6 +86,13 @@ impl IntoResponse for WebError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"error": self.to_string()}),
             ),
+            WebError::Unavailable(detail) => {
+                tracing::error!("store unavailable: {detail}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": self.to_string()}),
+                )
+            }
             WebError::Internal(detail) => {
                 tracing::error!("internal error: {detail}");
                 (

@@ -49,7 +49,7 @@ impl Drop for ClientGuard<'_> {
 
 async fn serve(socket: WebSocket, app: Arc<AppState>) {
     let hub: &Hub = &app.hub;
-    let _guard = ClientGuard::new(&hub.counters.clients);
+    let _guard = ClientGuard::new(&hub.counters().clients);
     let (mut sink, mut stream) = socket.split();
     // Subscribe before reading the snapshot so nothing falls between them.
     let mut frames = hub.subscribe();
@@ -89,7 +89,7 @@ async fn serve(socket: WebSocket, app: Arc<AppState>) {
                     Message::Text(frame.text)
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {
-                    hub.counters.resyncs.fetch_add(1, Ordering::Relaxed);
+                    hub.counters().resyncs.fetch_add(1, Ordering::Relaxed);
                     let snapshot = hub.latest();
                     seq = snapshot.seq;
                     Message::Text(snapshot.snapshot_message())

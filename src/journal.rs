@@ -1,0 +1,463 @@
+//! The durable store (SQLite, WAL, `synchronous=FULL`): every accepted event
+//! in arrival order, with the engine time it was applied at (so a replay
+//! makes the same late and expiry decisions), plus two derived tables that a
+//! replay can always rebuild: each finished call as it last counted (past
+//! days) and each agent's latest status.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use crate::engine::Counted;
+use crate::event::{Event, EventKind};
+use crate::outcome::{Outcome, Verdict};
+
+/// The schema this build writes; a store with another is refused, never rewritten.
+const SCHEMA_VERSION: i64 = 1;
+const DB_FILE: &str = "wallboard.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    received_ms INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    call TEXT,
+    id TEXT UNIQUE,
+    body TEXT NOT NULL
+);
+CREATE INDEX events_call ON events(call);
+CREATE INDEX events_received ON events(received_ms);
+CREATE INDEX events_at ON events(at_ms);
+CREATE TABLE finished_calls (
+    call TEXT PRIMARY KEY,
+    day TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    wait_ms INTEGER,
+    reached_staff INTEGER NOT NULL,
+    queue TEXT,
+    agent TEXT,
+    caller TEXT,
+    finished_at TEXT NOT NULL
+);
+CREATE INDEX finished_calls_day ON finished_calls(day);
+CREATE TABLE agents (
+    agent TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+";
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The data directory cannot be created.
+    #[error("cannot create data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite refused (unreadable, corrupt, full disk...).
+    #[error("store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// The file is a database, but not one this build understands.
+    #[error("store {path}: {message}; refusing to touch it")]
+    Foreign {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A stored event no longer parses (the store was edited or damaged).
+    #[error("store {path}: stored event {seq} is unreadable: {message}")]
+    BadRow {
+        /// The database file.
+        path: PathBuf,
+        /// Its seq.
+        seq: i64,
+        /// Why.
+        message: String,
+    },
+    /// The writer thread has stopped.
+    #[error("the store's writer has stopped")]
+    Stopped,
+}
+
+/// A finished call as the past-day table holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedRow {
+    /// The call id.
+    pub call: String,
+    /// Its finishing time.
+    pub finished_at: Timestamp,
+    /// The site day it counts in.
+    pub day: Date,
+    /// Outcome, wait, reach, queue, agent, caller.
+    pub verdict: Verdict,
+}
+
+/// One batch to append: its events and the engine time it is applied at.
+pub struct Append<'a> {
+    /// The events, all valid.
+    pub events: &'a [Event],
+    /// The engine's now when applied.
+    pub received: Timestamp,
+}
+
+/// The open store.
+pub struct Journal {
+    path: PathBuf,
+    conn: Connection,
+}
+
+fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+impl Journal {
+    /// Opens (creating if missing) the store in `dir`. A file that is not a
+    /// wallboard store is refused, never emptied.
+    pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        let journal = Journal { path, conn };
+        journal.prepare()?;
+        Ok(journal)
+    }
+
+    /// A second, read-only connection (for past-day reads off the writer).
+    pub fn open_reader(dir: &Path) -> Result<Journal, JournalError> {
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Journal { path, conn })
+    }
+
+    fn sqlite(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
+        |source| JournalError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn prepare(&self) -> Result<(), JournalError> {
+        let e = self.sqlite();
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(&e)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Foreign {
+                path: self.path.clone(),
+                message: format!("cannot switch to WAL (journal mode {mode})"),
+            });
+        }
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+            .map_err(&e)?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(&e)?;
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(&e)?;
+        match (version, tables) {
+            (0, 0) => {
+                let tx = self.conn.unchecked_transaction().map_err(&e)?;
+                tx.execute_batch(SCHEMA).map_err(&e)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(&e)?;
+                tx.commit().map_err(&e)
+            }
+            (SCHEMA_VERSION, _) => Ok(()),
+            (v, _) => Err(JournalError::Foreign {
+                path: self.path.clone(),
+                message: format!(
+                    "it has schema version {v} and {tables} objects, this build writes version {SCHEMA_VERSION}"
+                ),
+            }),
+        }
+    }
+
+    /// Appends batches in one transaction (one fsync for all of them).
+    /// Returns, per batch, which of its events were new (not a repeated id).
+    pub fn append(
+        &mut self,
+        batches: &[Append<'_>],
+        finished: &[(String, Counted)],
+    ) -> Result<Vec<Vec<bool>>, JournalError> {
+        let path = self.path.clone();
+        let e = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        let mut fresh = Vec::with_capacity(batches.len());
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO events (received_ms, at_ms, call, id, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            let mut agent = tx
+                .prepare_cached(
+                    "INSERT INTO agents (agent, at_ms, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(agent) DO UPDATE SET at_ms = excluded.at_ms, body = excluded.body
+                     WHERE excluded.at_ms >= agents.at_ms",
+                )
+                .map_err(e)?;
+            for batch in batches {
+                let mut new = Vec::with_capacity(batch.events.len());
+                for event in batch.events {
+                    let body = event.to_json_line();
+                    let inserted = insert
+                        .execute(params![
+                            ms(batch.received),
+                            ms(event.at),
+                            event.call,
+                            event.id,
+                            body
+                        ])
+                        .map_err(e)?;
+                    if inserted == 1
+                        && let EventKind::AgentStatus { agent: name, .. } = &event.kind
+                    {
+                        agent
+                            .execute(params![name, ms(event.at), body])
+                            .map_err(e)?;
+                    }
+                    new.push(inserted == 1);
+                }
+                fresh.push(new);
+            }
+        }
+        write_finished(&tx, finished).map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(fresh)
+    }
+
+    /// Records finished calls as they count now (derived; may lag the events).
+    pub fn record_finished(&mut self, finished: &[(String, Counted)]) -> Result<(), JournalError> {
+        let path = self.path.clone();
+        let e = |source| JournalError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        write_finished(&tx, finished).map_err(e)?;
+        tx.commit().map_err(e)
+    }
+
+    /// The latest time the store has seen: of an event, or of applying one.
+    pub fn latest_time(&self) -> Result<Option<Timestamp>, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT max((SELECT max(received_ms) FROM events), (SELECT max(at_ms) FROM events))",
+                [],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(from_ms))
+            .map_err(self.sqlite())
+    }
+
+    /// Every agent's latest status event.
+    pub fn agents(&self) -> Result<Vec<Event>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rowid, body FROM agents ORDER BY at_ms")
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.sqlite())?;
+        rows.map(|row| {
+            let (seq, body) = row.map_err(self.sqlite())?;
+            self.parse_row(seq, &body)
+        })
+        .collect()
+    }
+
+    /// Calls every event of every call active since `horizon` (by its events'
+    /// times or by when they were applied), in arrival order, as (engine time
+    /// applied, event).
+    pub fn replay_since(
+        &self,
+        horizon: Timestamp,
+        mut each: impl FnMut(Timestamp, Event),
+    ) -> Result<(), JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, received_ms, body FROM events
+                 WHERE call IN (SELECT call FROM events WHERE received_ms >= ?1 OR at_ms >= ?1)
+                 ORDER BY seq",
+            )
+            .map_err(self.sqlite())?;
+        let mut rows = stmt.query([ms(horizon)]).map_err(self.sqlite())?;
+        while let Some(row) = rows.next().map_err(self.sqlite())? {
+            let seq: i64 = row.get(0).map_err(self.sqlite())?;
+            let received: i64 = row.get(1).map_err(self.sqlite())?;
+            let body = row.get_ref(2).map_err(self.sqlite())?;
+            let body = body.as_str().map_err(|e| JournalError::BadRow {
+                path: self.path.clone(),
+                seq,
+                message: e.to_string(),
+            })?;
+            each(from_ms(received), self.parse_row(seq, body)?);
+        }
+        Ok(())
+    }
+
+    fn parse_row(&self, seq: i64, body: &str) -> Result<Event, JournalError> {
+        let bad = |message: String| JournalError::BadRow {
+            path: self.path.clone(),
+            seq,
+            message,
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
+        Event::from_json(&value).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The finished calls of a past day.
+    pub fn finished_on(&self, day: Date) -> Result<Vec<FinishedRow>, JournalError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT call, finished_at, outcome, wait_ms, reached_staff, queue, agent, caller
+                 FROM finished_calls WHERE day = ?1",
+            )
+            .map_err(self.sqlite())?;
+        let rows = stmt
+            .query_map([day.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, bool>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            })
+            .map_err(self.sqlite())?;
+        rows.map(|row| {
+            let (call, finished_at, outcome, wait_ms, reached_staff, queue, agent, caller) =
+                row.map_err(self.sqlite())?;
+            let bad = |message: String| JournalError::Foreign {
+                path: self.path.clone(),
+                message,
+            };
+            Ok(FinishedRow {
+                finished_at: finished_at
+                    .parse()
+                    .map_err(|_| bad(format!("call {call}: bad finishing time {finished_at:?}")))?,
+                day,
+                verdict: Verdict {
+                    outcome: Outcome::from_name(&outcome)
+                        .ok_or_else(|| bad(format!("call {call}: unknown outcome {outcome:?}")))?,
+                    wait_ms,
+                    reached_staff,
+                    queue,
+                    agent,
+                    caller,
+                },
+                call,
+            })
+        })
+        .collect()
+    }
+
+    /// Whether any finished call is recorded for `day`.
+    pub fn has_day(&self, day: Date) -> Result<bool, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT 1 FROM finished_calls WHERE day = ?1 LIMIT 1",
+                [day.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+            .map_err(self.sqlite())
+    }
+
+    /// Forgets events both applied and happening before `before` (a feed
+    /// clock applies its first batch at the epoch), and days before `first_day`.
+    pub fn prune(
+        &mut self,
+        before: Timestamp,
+        first_day: Date,
+    ) -> Result<(usize, usize), JournalError> {
+        let e = self.sqlite();
+        let events = self
+            .conn
+            .execute(
+                "DELETE FROM events WHERE received_ms < ?1 AND at_ms < ?1",
+                [ms(before)],
+            )
+            .map_err(&e)?;
+        let calls = self
+            .conn
+            .execute(
+                "DELETE FROM finished_calls WHERE day < ?1",
+                [first_day.to_string()],
+            )
+            .map_err(&e)?;
+        Ok((events, calls))
+    }
+}
+
+fn write_finished(
+    tx: &rusqlite::Transaction<'_>,
+    finished: &[(String, Counted)],
+) -> rusqlite::Result<()> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO finished_calls (call, day, outcome, wait_ms, reached_staff, queue, agent, caller, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(call) DO UPDATE SET day = excluded.day, outcome = excluded.outcome,
+           wait_ms = excluded.wait_ms, reached_staff = excluded.reached_staff, queue = excluded.queue,
+           agent = excluded.agent, caller = excluded.caller, finished_at = excluded.finished_at",
+    )?;
+    for (call, c) in finished {
+        let v = &c.verdict;
+        upsert.execute(params![
+            call,
+            c.day.to_string(),
+            v.outcome.as_str(),
+            v.wait_ms,
+            v.reached_staff,
+            v.queue,
+            v.agent,
+            v.caller,
+            c.finished_at.to_string()
+        ])?;
+    }
+    Ok(())
+}
