@@ -574,3 +574,230 @@ fn count_of(settings: &EngineSettings, finished_at: Timestamp, verdict: Verdict)
         contribution,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EndedBy, EventKind as K};
+    use crate::outcome::Outcome;
+    use jiff::civil::{Time, date};
+    use jiff::tz::TimeZone;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn ev(call: &str, at: &str, kind: K) -> Event {
+        Event {
+            id: None,
+            call: Some(call.into()),
+            at: ts(at),
+            kind,
+        }
+    }
+
+    fn queued(call: &str, at: &str) -> Event {
+        ev(call, at, K::Queued { queue: "q".into() })
+    }
+
+    fn ended(call: &str, at: &str) -> Event {
+        ev(
+            call,
+            at,
+            K::Ended {
+                by: EndedBy::Caller,
+            },
+        )
+    }
+
+    fn engine(settings: EngineSettings, now: &str) -> Engine {
+        Engine::new(Arc::new(settings), ts(now))
+    }
+
+    fn day_calls(e: &Engine, day: Date) -> i64 {
+        e.day(day).map_or(0, |s| s.all.calls())
+    }
+
+    fn abandoned_today(e: &Engine) -> i64 {
+        e.day(e.today())
+            .map_or(0, |s| s.all.outcome_count(Outcome::QueueAbandoned))
+    }
+
+    #[test]
+    fn midnight_turn_with_the_wall_clock_needs_no_event() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T23:59:00Z");
+        e.ingest(vec![
+            queued("a", "2026-11-20T23:58:00Z"),
+            ended("a", "2026-11-20T23:58:30Z"),
+        ]);
+        assert_eq!(e.today(), date(2026, 11, 20));
+        assert_eq!(abandoned_today(&e), 1);
+        e.advance(ts("2026-11-21T00:00:00Z"));
+        assert_eq!(e.today(), date(2026, 11, 21));
+        assert_eq!(abandoned_today(&e), 0, "boxes reset when the day turns");
+        assert_eq!(day_calls(&e, date(2026, 11, 20)), 1, "yesterday is kept");
+        assert_eq!(
+            e.window().all.calls(),
+            1,
+            "the rolling window spans midnight"
+        );
+    }
+
+    #[test]
+    fn midnight_turn_with_the_feed_clock_follows_events() {
+        let settings = EngineSettings {
+            feed_clock: true,
+            ..Default::default()
+        };
+        let mut e = engine(settings, "1970-01-01T00:00:00Z");
+        e.ingest(vec![
+            queued("a", "2026-11-20T23:50:00Z"),
+            ended("a", "2026-11-20T23:55:00Z"),
+        ]);
+        assert_eq!((e.today(), abandoned_today(&e)), (date(2026, 11, 20), 1));
+        // A call still going at midnight counts on the day it finishes.
+        e.ingest(vec![
+            queued("b", "2026-11-20T23:59:00Z"),
+            ended("b", "2026-11-21T00:00:30Z"),
+        ]);
+        assert_eq!((e.today(), abandoned_today(&e)), (date(2026, 11, 21), 1));
+        assert_eq!(day_calls(&e, date(2026, 11, 20)), 1);
+    }
+
+    #[test]
+    fn day_start_and_dst_count_the_right_hours() {
+        let london = DayRule::new(TimeZone::get("Europe/London").unwrap(), Time::midnight());
+        let settings = EngineSettings {
+            day: london,
+            feed_clock: true,
+            keep_days: None,
+            ..Default::default()
+        };
+        let mut e = engine(settings, "1970-01-01T00:00:00Z");
+        // 2026-03-29 is 23 hours long in London; 2026-10-25 is 25.
+        let calls = [
+            ("s1", "2026-03-29T00:30:00Z"), // 00:30 GMT, the 29th
+            ("s2", "2026-03-29T22:59:00Z"), // 23:59 BST, the 29th
+            ("s3", "2026-03-29T23:00:00Z"), // 00:00 BST, the 30th
+            ("f1", "2026-10-25T00:30:00Z"), // 01:30 BST, the 25th
+            ("f2", "2026-10-25T23:59:00Z"), // 23:59 GMT, the 25th
+            ("f3", "2026-10-26T00:00:00Z"), // 00:00 GMT, the 26th
+        ];
+        for (call, at) in calls {
+            e.ingest(vec![queued(call, at), ended(call, at)]);
+        }
+        assert_eq!(day_calls(&e, date(2026, 3, 29)), 2);
+        assert_eq!(day_calls(&e, date(2026, 3, 30)), 1);
+        assert_eq!(day_calls(&e, date(2026, 10, 25)), 2);
+        assert_eq!(day_calls(&e, date(2026, 10, 26)), 1);
+    }
+
+    #[test]
+    fn day_starting_inside_a_skipped_hour() {
+        // Sao Paulo skipped 00:00-01:00 on 2018-11-04; a 00:30 day start begins at the jump.
+        let rule = DayRule::new(
+            TimeZone::get("America/Sao_Paulo").unwrap(),
+            Time::new(0, 30, 0, 0).unwrap(),
+        );
+        let settings = EngineSettings {
+            day: rule,
+            feed_clock: true,
+            keep_days: None,
+            ..Default::default()
+        };
+        let mut e = engine(settings, "1970-01-01T00:00:00Z");
+        e.ingest(vec![
+            queued("a", "2018-11-04T02:59:00Z"),
+            ended("a", "2018-11-04T02:59:59Z"),
+        ]);
+        e.ingest(vec![
+            queued("b", "2018-11-04T03:00:00Z"),
+            ended("b", "2018-11-04T03:00:01Z"),
+        ]);
+        assert_eq!(day_calls(&e, date(2018, 11, 3)), 1);
+        assert_eq!(day_calls(&e, date(2018, 11, 4)), 1);
+    }
+
+    #[test]
+    fn stale_calls_expire_and_a_later_end_reclassifies_them() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T09:00:00Z");
+        e.ingest(vec![queued("a", "2026-11-20T09:00:00Z")]);
+        assert_eq!(e.live().states[LiveState::Queued.index()], 1);
+        e.advance(ts("2026-11-20T12:59:59Z"));
+        assert_eq!(e.expired_calls(), 0);
+        e.advance(ts("2026-11-20T13:00:00Z"));
+        assert_eq!(e.expired_calls(), 1);
+        assert_eq!(e.live().states[LiveState::Queued.index()], 0);
+        let today = e.day(e.today()).unwrap();
+        assert_eq!(today.all.outcome_count(Outcome::Expired), 1);
+        let report = e.ingest(vec![ended("a", "2026-11-20T09:10:00Z")]);
+        assert_eq!(report.late, 0);
+        let today = e.day(e.today()).unwrap();
+        assert_eq!(today.all.outcome_count(Outcome::Expired), 0);
+        assert_eq!(today.all.outcome_count(Outcome::QueueAbandoned), 1);
+    }
+
+    #[test]
+    fn events_after_the_late_window_change_no_box() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T09:00:00Z");
+        e.ingest(vec![
+            queued("a", "2026-11-20T09:00:00Z"),
+            ended("a", "2026-11-20T09:01:00Z"),
+        ]);
+        e.advance(ts("2026-11-20T09:30:00Z"));
+        // Within the late window: the call is corrected (answered now).
+        let r = e.ingest(vec![ev(
+            "a",
+            "2026-11-20T09:00:30Z",
+            K::Answered {
+                agent: "amy".into(),
+            },
+        )]);
+        assert_eq!(r.late, 0);
+        assert_eq!(
+            e.day(e.today())
+                .unwrap()
+                .all
+                .outcome_count(Outcome::Answered),
+            1
+        );
+        // Past it (finished 09:01, now 10:02): stored as late, no box moves.
+        e.advance(ts("2026-11-20T10:02:00Z"));
+        let r = e.ingest(vec![ev("a", "2026-11-20T09:00:40Z", K::DeadEnd)]);
+        assert_eq!((r.accepted, r.late), (1, 1));
+        assert_eq!(e.late_events(), 1);
+        let today = e.day(e.today()).unwrap();
+        assert_eq!(today.all.outcome_count(Outcome::Answered), 1);
+        assert_eq!(today.all.outcome_count(Outcome::DeadEnd), 0);
+        assert_eq!(e.calls_in_memory(), 0, "the call was retired from memory");
+    }
+
+    #[test]
+    fn the_rolling_window_shrinks_as_calls_age_out() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T09:00:00Z");
+        e.ingest(vec![
+            queued("a", "2026-11-20T09:00:00Z"),
+            ended("a", "2026-11-20T09:00:10Z"),
+        ]);
+        e.advance(ts("2026-11-20T09:30:00Z"));
+        e.ingest(vec![
+            queued("b", "2026-11-20T09:30:00Z"),
+            ended("b", "2026-11-20T09:30:10Z"),
+        ]);
+        assert_eq!(e.window().all.calls(), 2);
+        e.advance(ts("2026-11-20T10:00:10Z"));
+        assert_eq!(e.window().all.calls(), 1);
+        e.advance(ts("2026-11-20T10:30:10Z"));
+        assert_eq!(e.window().all.calls(), 0);
+        assert_eq!(day_calls(&e, e.today()), 2);
+    }
+
+    #[test]
+    fn duplicates_by_id_are_ignored() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T09:00:00Z");
+        let mut a = queued("a", "2026-11-20T09:00:00Z");
+        a.id = Some("e1".into());
+        let r = e.ingest(vec![a.clone(), a]);
+        assert_eq!((r.accepted, r.duplicates), (1, 1));
+    }
+}

@@ -10,7 +10,8 @@
 //!
 //! Around it:
 //! - [`config`]: the TOML configuration; [`classify`]: the offline command.
-//! - [`journal`]: the durable store (SQLite) the board is rebuilt from.
+//! - [`journal`]: the durable store (SQLite) the board is rebuilt from;
+//!   [`replay`]: sends a recorded feed to a server.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
 //!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
 
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod journal;
 pub mod outcome;
 pub mod patch;
+pub mod replay;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use wallboard::classify::{self, ClassifyOptions};
 use wallboard::config::Config;
 use wallboard::hub::Clock;
+use wallboard::replay::ReplayOptions;
 use wallboard::server::{self, ServeOptions};
 
 /// A real-time call-centre wallboard server.
@@ -38,6 +39,23 @@ enum Command {
         /// Where "now" comes from: the machine's clock or the latest event time.
         #[arg(long, value_enum, default_value = "wall")]
         clock: Clock,
+    },
+    /// Send a recorded feed to a running server.
+    Replay {
+        /// NDJSON or JSON array file.
+        file: PathBuf,
+        /// The server's URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        to: String,
+        /// Pace by the events' own times, this many times real time.
+        #[arg(long, conflicts_with = "max", default_value_t = 1.0)]
+        speed: f64,
+        /// Send as fast as the server accepts.
+        #[arg(long)]
+        max: bool,
+        /// Ingest token (or WALLBOARD_TOKEN).
+        #[arg(long, env = "WALLBOARD_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// Classify recorded events offline with the server's engine.
     Classify {
@@ -77,6 +95,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Replay {
+            file,
+            to,
+            speed,
+            max,
+            token,
+        } => replay(ReplayOptions {
+            file,
+            to,
+            speed: (!max).then_some(speed),
+            token,
+        }),
         Command::Serve {
             config,
             listen,
@@ -142,6 +172,15 @@ fn serve(
         server::serve(listener, std::sync::Arc::new(hub), options, stop_signal()).await?;
         Ok(())
     })
+}
+
+fn replay(options: ReplayOptions) -> anyhow::Result<()> {
+    if options.speed.is_some_and(|s| !(s.is_finite() && s > 0.0)) {
+        anyhow::bail!("--speed must be a positive number");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(wallboard::replay::run(&options))?;
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
