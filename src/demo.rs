@@ -127,8 +127,10 @@ pub async fn run(hub: Arc<Hub>, shutdown: Signal) {
             () = &mut stop => return,
             _ = tick.tick() => {
                 let events = sim.step(Timestamp::now());
-                if !events.is_empty() {
-                    hub.ingest(events);
+                if !events.is_empty()
+                    && let Err(e) = hub.ingest(events).await
+                {
+                    tracing::error!("demo events were not taken: {e}");
                 }
             }
         }
@@ -1414,7 +1416,11 @@ mod tests {
 
     #[tokio::test]
     async fn run_feeds_the_hub_until_shutdown() {
-        let hub = Arc::new(Hub::new(EngineSettings::default(), crate::hub::Clock::Wall));
+        let hub = Arc::new(Hub::in_memory(
+            EngineSettings::default(),
+            crate::hub::Clock::Wall,
+            crate::hub::system_clock(),
+        ));
         let (trigger, signal) = crate::shutdown::channel();
         let task = tokio::spawn(run(hub.clone(), signal));
         let logged_in = async {
