@@ -90,6 +90,16 @@
       const side = Math.min(width / cols / 1.6, height / rows);
       if (side > bestSide) { best = cols; bestSide = side; }
     }
+    // Tiles of a short last row share its width, so no hole is left in the grid:
+    // the grid gets lcm(cols, leftover) tracks, and each tile spans its share.
+    const leftover = n % best;
+    const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+    const tracks = leftover ? (best * leftover) / gcd(best, leftover) : best;
+    grid.style.gridTemplateColumns = `repeat(${tracks}, minmax(0, 1fr))`;
+    tiles.forEach((tile, i) => {
+      const span = leftover && i >= n - leftover ? tracks / leftover : tracks / best;
+      tile.style.gridColumn = `span ${span}`;
+    });
     if (grid.dataset.cols !== String(best)) grid.dataset.cols = String(best);
   }
 

@@ -59,10 +59,12 @@
   // All definitions side by side: a column pair (today, window) per definition.
   function renderDefinitions() {
     const table = $('definitions');
-    const defs = Object.keys(board.definitions || {});
+    // In the switcher's order (the default first), not the JSON's.
+    const order = buttons.map((b) => b.dataset.definition);
+    const defs = Object.keys(board.definitions || {}).sort((a, b) => order.indexOf(a) - order.indexOf(b));
     const win = (board.window && board.window.definitions) || {};
     if (board.window) $('window-minutes').textContent = board.window.minutes;
-    const boxes = [];
+    const boxes = ['answered', 'missed', 'abandoned'];
     for (const d of defs) {
       for (const b of Object.keys(board.definitions[d].boxes || {})) {
         if (!HIDDEN_BOXES(b) && !boxes.includes(b)) boxes.push(b);

@@ -17,6 +17,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/board.css"),
     ),
     (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/favicon.svg"),
+    ),
+    (
         "live.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/live.js"),
