@@ -124,7 +124,7 @@
     }
     if (!Number.isFinite(size)) return;
     // Keep a margin so a wider digit next second does not overflow.
-    const chosen = `${Math.floor(size * 0.94)}px`;
+    const chosen = `${Math.floor(size * 0.92)}px`;
     for (const el of values) el.style.fontSize = chosen;
   }
 

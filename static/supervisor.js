@@ -153,7 +153,7 @@
     const total = detail.callbacks ? detail.callbacks.total : 0;
     $('callbacks-count').textContent = `${mine.length} under ${definition}` + (total > all.length ? ` (list capped at ${all.length})` : '');
     const rows = mine.map((c) => h('tr', { 'data-call': c.call, class: c.answered_later ? 'done' : null },
-      h('td', { class: 'n' }, timeOfDay(Date.parse(c.finished_at), false)),
+      h('td', {}, timeOfDay(Date.parse(c.finished_at), false)),
       h('td', { class: 'caller' }, c.caller || 'withheld'),
       h('td', {}, c.queue || '–'),
       h('td', { class: 'n' }, secs(c.wait_secs)),
@@ -190,10 +190,10 @@
     const seven = Math.round((7 * 3600000) / binMs);
     first = first < 0 ? Math.min(seven, current) : Math.min(first, seven, current);
     first -= first % 4;
-    const shown = Math.max(last - first + 1, 16);
+    const shown = Math.max(last - first + 1, 12);
     const max = Math.max(4, ...totals);
     const step = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].find((s) => max / s <= 5) || 2000;
-    const top = Math.ceil(max / step) * step;
+    const top = Math.ceil((max * 1.1) / step) * step;
     const W = 1000, H = 220, L = 36, B = 22, T = 6;
     const bw = (W - L) / shown;
     const y = (v) => T + (H - T - B) * (1 - v / top);
