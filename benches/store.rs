@@ -31,20 +31,44 @@ fn call_events(n: u64, start: Timestamp) -> Vec<Event> {
     let at = |secs: i64| start + SignedDuration::from_secs(secs);
     let agent = format!("agent-{}", n % 40);
     let kinds = [
-        (0, EventKind::CallStarted {
-            direction: Direction::Inbound,
-            channel: "voice".into(),
-            from: Some(format!("+44 7700 9{:05}", n % 100_000)),
-            to: None,
-            line: Some("main".into()),
-            dialer: false,
-        }),
+        (
+            0,
+            EventKind::CallStarted {
+                direction: Direction::Inbound,
+                channel: "voice".into(),
+                from: Some(format!("+44 7700 9{:05}", n % 100_000)),
+                to: None,
+                line: Some("main".into()),
+                dialer: false,
+            },
+        ),
         (1, EventKind::IvrStarted { menu: None }),
-        (6, EventKind::IvrInput { digits: Some("1".into()) }),
-        (7, EventKind::Queued { queue: QUEUES[(n % 4) as usize].into() }),
-        (7 + (n % 90) as i64, EventKind::Offered { agent: agent.clone(), queue: None }),
+        (
+            6,
+            EventKind::IvrInput {
+                digits: Some("1".into()),
+            },
+        ),
+        (
+            7,
+            EventKind::Queued {
+                queue: QUEUES[(n % 4) as usize].into(),
+            },
+        ),
+        (
+            7 + (n % 90) as i64,
+            EventKind::Offered {
+                agent: agent.clone(),
+                queue: None,
+            },
+        ),
         (10 + (n % 90) as i64, EventKind::Answered { agent }),
-        (130 + (n % 300) as i64, EventKind::Ended { by: EndedBy::Caller }),
+        (
+            130 + (n % 300) as i64,
+            EventKind::Ended {
+                by: EndedBy::Caller,
+            },
+        ),
     ];
     kinds
         .into_iter()
@@ -99,7 +123,8 @@ async fn ingest_rate(posters: usize, run: usize) -> f64 {
     let began = Instant::now();
     let tasks: Vec<_> = (0..posters)
         .map(|p| {
-            let (client, bodies, url) = (client.clone(), bodies.clone(), format!("{base}/api/events"));
+            let (client, bodies, url) =
+                (client.clone(), bodies.clone(), format!("{base}/api/events"));
             tokio::spawn(async move {
                 for body in bodies.iter().skip(p).step_by(posters) {
                     let r = client.post(&url).body(body.clone()).send().await.unwrap();
@@ -132,11 +157,20 @@ fn store(dir: &Path) -> StoreSettings {
 async fn fill_day(dir: &Path) -> Timestamp {
     let day_start: Timestamp = "2026-11-20T06:00:00Z".parse().unwrap();
     let end = day_start + SignedDuration::from_hours(17);
-    let hub = Hub::open(Config::default().engine, Clock::Wall, fixed_clock(end), store(dir)).unwrap();
+    let hub = Hub::open(
+        Config::default().engine,
+        Clock::Wall,
+        fixed_clock(end),
+        store(dir),
+    )
+    .unwrap();
     let spacing_ms = 16 * 3600 * 1000 / DAY_CALLS as i64;
     let mut batch = Vec::new();
     for n in 0..DAY_CALLS {
-        batch.extend(call_events(n, day_start + SignedDuration::from_millis(spacing_ms * n as i64)));
+        batch.extend(call_events(
+            n,
+            day_start + SignedDuration::from_millis(spacing_ms * n as i64),
+        ));
         if batch.len() >= 20_000 {
             hub.ingest(std::mem::take(&mut batch)).await.unwrap();
         }
@@ -146,7 +180,10 @@ async fn fill_day(dir: &Path) -> Timestamp {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         for posters in [1, 8] {
             let mut rates = Vec::new();

@@ -62,6 +62,9 @@ pub struct RawConfig {
     definitions: RawDefinitions,
     #[serde(default)]
     store: RawStore,
+    /// `[[board]]` tables (see `board.rs`).
+    #[serde(default)]
+    board: Vec<crate::board::RawBoard>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +149,8 @@ pub struct Config {
     pub default_definition: String,
     /// Days of events and finished calls the store keeps.
     pub retention_days: u32,
+    /// The TV boards (`[[board]]`), validated against the definitions.
+    pub boards: crate::board::Boards,
 }
 
 impl Default for Config {
@@ -273,7 +278,9 @@ impl Config {
                 format!("must be between 1 and 3660 days, not {retention_days}"),
             ));
         }
+        let boards = crate::board::Boards::from_raw(raw.board, &definitions, &default_definition)?;
         Ok(Config {
+            boards,
             retention_days,
             engine: EngineSettings {
                 definitions,

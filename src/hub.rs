@@ -19,6 +19,7 @@ use tokio::sync::{Notify, broadcast, oneshot};
 use crate::engine::{Counted, Engine, EngineSettings, IngestReport, Scope};
 use crate::event::Event;
 use crate::journal::{Append, Journal, JournalError};
+use crate::supervisor::{self, Ledger};
 use crate::{patch, snapshot};
 
 /// Changes arriving within this window after the first go into one delta.
@@ -60,19 +61,22 @@ pub struct StoreSettings {
     pub retention_days: u32,
 }
 
-/// A published board: its seq, the value, and the serialized snapshot.
+/// A published document (the board, or the supervisor's detail): its seq,
+/// the value, and the serialized snapshot.
 #[derive(Debug)]
 pub struct Published {
     /// The last delta folded into it.
     pub seq: u64,
-    /// The board without `seq`.
+    /// The document without `seq`.
     pub board: Value,
-    /// The snapshot JSON (the board with `seq`), serialized once.
+    /// The snapshot JSON (the document with `seq`), serialized once.
     pub json: String,
+    /// Its key in a snapshot message: `board` or `detail`.
+    key: &'static str,
 }
 
 impl Published {
-    fn new(seq: u64, board: Value) -> Published {
+    fn new(key: &'static str, seq: u64, board: Value) -> Published {
         let mut with_seq = board.clone();
         if let Value::Object(map) = &mut with_seq {
             map.insert("seq".into(), seq.into());
@@ -81,14 +85,15 @@ impl Published {
             seq,
             json: with_seq.to_string(),
             board,
+            key,
         }
     }
 
-    /// The WebSocket message that hands a client this board.
+    /// The WebSocket message that hands a client this document.
     pub fn snapshot_message(&self) -> Utf8Bytes {
         format!(
-            r#"{{"type":"snapshot","seq":{},"board":{}}}"#,
-            self.seq, self.json
+            r#"{{"type":"snapshot","seq":{},"{}":{}}}"#,
+            self.seq, self.key, self.json
         )
         .into()
     }
@@ -101,6 +106,56 @@ pub struct Frame {
     pub seq: u64,
     /// `{"type":"delta","seq":N,"patch":...}`.
     pub text: Utf8Bytes,
+}
+
+/// One published document and its fan-out: the latest version, and a delta
+/// (JSON Merge Patch, serialized once) broadcast for every change.
+pub struct Feed {
+    key: &'static str,
+    latest: RwLock<Arc<Published>>,
+    frames: broadcast::Sender<Frame>,
+}
+
+impl Feed {
+    fn new(key: &'static str, value: Value) -> Feed {
+        Feed {
+            key,
+            latest: RwLock::new(Arc::new(Published::new(key, 0, value))),
+            frames: broadcast::channel(BACKLOG).0,
+        }
+    }
+
+    /// The latest published version.
+    pub fn latest(&self) -> Arc<Published> {
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Subscribes to deltas. Subscribe first, then read [`Feed::latest`], so no
+    /// delta falls between the snapshot and the stream.
+    pub fn subscribe(&self) -> broadcast::Receiver<Frame> {
+        self.frames.subscribe()
+    }
+
+    /// Publishes `value` as a delta if it differs from the latest.
+    fn publish(&self, value: Value) {
+        let previous = self.latest();
+        let Some(patch) = patch::diff(&previous.board, &value) else {
+            return;
+        };
+        let seq = previous.seq + 1;
+        let text = json!({"type": "delta", "seq": seq, "patch": patch}).to_string();
+        // Publish the document before the delta: a client that reads `latest`
+        // after subscribing then sees either this seq or the delta to it.
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Published::new(self.key, seq, value));
+        let _ = self.frames.send(Frame {
+            seq,
+            text: text.into(),
+        });
+    }
 }
 
 /// Counters for `/metrics`.
@@ -153,10 +208,14 @@ struct Request {
 /// The engine, the latest board, the store's writer and the fan-out to clients.
 pub struct Hub {
     core: Arc<Core>,
-    latest: RwLock<Arc<Published>>,
-    frames: broadcast::Sender<Frame>,
+    board: Feed,
     writer: Option<mpsc::Sender<Request>>,
     store: Option<StoreSettings>,
+    // The supervisor's detail, published beside the board (see `supervisor.rs`).
+    detail: Feed,
+    ledger: Mutex<Ledger>,
+    /// (board, queues) of boards with a queue filter, summed in the snapshot.
+    groups: RwLock<Vec<(String, Vec<String>)>>,
 }
 
 impl Hub {
@@ -184,6 +243,7 @@ impl Hub {
         engine.advance(now);
         let changed = owned(engine.take_changed());
         journal.record_finished(&changed)?;
+        let ledger = today_ledger(&engine, &journal)?;
         tracing::info!(
             events = replayed,
             calls = engine.calls_in_memory(),
@@ -193,6 +253,7 @@ impl Hub {
         );
         let (tx, rx) = mpsc::channel();
         let hub = Hub::assemble(engine, clock, wall, Some(tx), Some(store.clone()));
+        *hub.ledger.lock().unwrap_or_else(|p| p.into_inner()) = ledger;
         let core = hub.core.clone();
         std::thread::Builder::new()
             .name("journal-writer".into())
@@ -217,10 +278,12 @@ impl Hub {
                 changed: Notify::new(),
                 counters: Counters::default(),
             }),
-            latest: RwLock::new(Arc::new(Published::new(0, board))),
-            frames: broadcast::channel(BACKLOG).0,
+            board: Feed::new("board", board),
             writer,
             store,
+            detail: Feed::new("detail", json!({})),
+            ledger: Mutex::new(Ledger::default()),
+            groups: RwLock::new(Vec::new()),
         }
     }
 
@@ -268,16 +331,29 @@ impl Hub {
 
     /// The latest published board.
     pub fn latest(&self) -> Arc<Published> {
-        self.latest
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.board.latest()
     }
 
     /// Subscribes to deltas. Subscribe first, then read [`Hub::latest`], so no
     /// delta falls between the snapshot and the stream.
     pub fn subscribe(&self) -> broadcast::Receiver<Frame> {
-        self.frames.subscribe()
+        self.board.subscribe()
+    }
+
+    /// The board's feed.
+    pub fn board(&self) -> &Feed {
+        &self.board
+    }
+
+    /// The supervisor's detail feed: caller numbers and agent names, for
+    /// supervisor routes only.
+    pub fn detail(&self) -> &Feed {
+        &self.detail
+    }
+
+    /// Sets the queue groups the board sums for boards with a queue filter.
+    pub fn set_groups(&self, groups: Vec<(String, Vec<String>)>) {
+        *self.groups.write().unwrap_or_else(|p| p.into_inner()) = groups;
     }
 
     /// The board of a past day as it ended (with its late corrections), from
@@ -309,31 +385,28 @@ impl Hub {
         })))
     }
 
-    /// Builds the board now and, if it changed, publishes it as a delta.
+    /// Builds the board and the detail now and publishes what changed as deltas.
     pub fn publish(&self) {
-        let board = {
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let (board, detail) = {
             let mut engine = self.core.engine();
             self.core.tick(&mut engine);
             if self.writer.is_none() {
                 // Nobody records finished calls without a store.
                 engine.take_changed();
             }
-            snapshot::today(&engine)
+            let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+            (
+                snapshot::today_with_groups(&engine, &groups),
+                supervisor::detail(&engine, &mut ledger),
+            )
         };
-        let previous = self.latest();
-        let Some(patch) = patch::diff(&previous.board, &board) else {
-            return;
-        };
-        let seq = previous.seq + 1;
-        let text = json!({"type": "delta", "seq": seq, "patch": patch}).to_string();
-        // Publish the board before the delta: a client that reads `latest`
-        // after subscribing then sees either this seq or the delta to it.
-        *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Published::new(seq, board));
-        let _ = self.frames.send(Frame {
-            seq,
-            text: text.into(),
-        });
+        self.board.publish(board);
+        self.detail.publish(detail);
     }
 
     /// The publisher: after a change, waits out the fold window and publishes;
@@ -373,6 +446,18 @@ fn owned(changed: Vec<(Arc<str>, Counted)>) -> Vec<(String, Counted)> {
         .into_iter()
         .map(|(k, c)| (k.to_string(), c))
         .collect()
+}
+
+/// Today's finished calls as the store recorded them, then as the engine holds them.
+fn today_ledger(engine: &Engine, journal: &Journal) -> Result<Ledger, JournalError> {
+    let mut ledger = Ledger::default();
+    ledger.roll(engine.today());
+    for row in journal.finished_on(engine.today())? {
+        let counted = engine.count_of(row.finished_at, row.verdict);
+        ledger.record(&row.call, &counted);
+    }
+    ledger.update(engine);
+    Ok(ledger)
 }
 
 /// Replays into `engine` every call that can still matter at `now`: those

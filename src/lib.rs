@@ -6,15 +6,18 @@
 //!   outcome and wait of a finished call.
 //! - [`definition`]: outcome → box mappings; [`stats`]: tallies and figures.
 //! - [`day`]: the site's days across DST; [`engine`]: all of it together.
-//! - [`snapshot`]: the board as JSON; [`patch`]: JSON Merge Patch.
+//! - [`snapshot`]: the board as JSON; [`patch`]: JSON Merge Patch;
+//!   [`supervisor`]: the supervisor's detail (callers, agents), published apart.
 //!
 //! Around it:
-//! - [`config`]: the TOML configuration; [`classify`]: the offline command.
+//! - [`config`]: the TOML configuration; [`board`]: the TV boards in it;
+//!   [`classify`]: the offline command.
 //! - [`journal`]: the durable store (SQLite) the board is rebuilt from;
 //!   [`replay`]: sends a recorded feed to a server.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
 //!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
 
+pub mod board;
 pub mod call;
 pub mod classify;
 pub mod config;
@@ -33,4 +36,5 @@ pub mod server;
 pub mod shutdown;
 pub mod snapshot;
 pub mod stats;
+pub mod supervisor;
 pub mod web;

@@ -100,6 +100,7 @@ pub async fn serve(
         config: Arc::new(options.config),
         shutdown: signal.clone(),
     });
+    hub.set_groups(state.config.boards.queue_groups());
     hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
     if options.demo {

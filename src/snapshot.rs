@@ -26,6 +26,8 @@ struct Board {
     #[serde(skip_serializing_if = "Option::is_none")]
     window: Option<Window>,
     queues: Map<String, Value>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    groups: Map<String, Value>,
 }
 
 #[derive(Serialize)]
@@ -107,8 +109,12 @@ fn queues(engine: &Engine, scope: Option<&Scope>, with_live: bool) -> Map<String
 }
 
 fn agents(engine: &Engine) -> Map<String, Value> {
+    agents_where(engine, |_| true)
+}
+
+fn agents_where(engine: &Engine, serves: impl Fn(&[String]) -> bool) -> Map<String, Value> {
     let mut counts = [0i64; 5];
-    for agent in engine.agents().values() {
+    for agent in engine.agents().values().filter(|a| serves(&a.queues)) {
         counts[AgentStatus::ALL
             .iter()
             .position(|s| *s == agent.status)
@@ -123,6 +129,12 @@ fn agents(engine: &Engine) -> Map<String, Value> {
 
 /// The board of today as it stands (without `seq`, which the hub adds).
 pub fn today(engine: &Engine) -> Value {
+    today_with_groups(engine, &[])
+}
+
+/// Today's board with, under `groups.NAME`, the figures of each (name,
+/// queues) group summed over its queues (boards with a queue filter read them).
+pub fn today_with_groups(engine: &Engine, groups: &[(String, Vec<String>)]) -> Value {
     let today = engine.today();
     let scope = engine.day(today);
     let empty = Tally::default();
@@ -142,6 +154,10 @@ pub fn today(engine: &Engine) -> Value {
             definitions: definitions(engine, &window.all),
         }),
         queues: queues(engine, scope, true),
+        groups: groups
+            .iter()
+            .map(|(name, members)| (name.clone(), group(engine, scope, members)))
+            .collect(),
     })
 }
 
@@ -157,10 +173,43 @@ pub fn past_board(engine: &Engine, day: Date, scope: &Scope) -> Value {
         definitions: definitions(engine, &scope.all),
         window: None,
         queues: queues(engine, Some(scope), false),
+        groups: Map::new(),
     })
 }
 
 /// The board of a day kept in memory, from its final tallies; `None` when not kept.
 pub fn past_day(engine: &Engine, day: Date) -> Option<Value> {
     engine.day(day).map(|scope| past_board(engine, day, scope))
+}
+
+/// One group's live figures, agents and definitions: its queues summed. An
+/// agent counts for a group when it serves one of the queues, or lists none
+/// (it then serves every queue).
+fn group(engine: &Engine, scope: Option<&Scope>, members: &[String]) -> Value {
+    let mut tally = Tally::default();
+    let mut live = LiveTally::default();
+    let mut oldest: Option<Timestamp> = None;
+    for queue in members {
+        if let Some(t) = scope.and_then(|s| s.queues.get(queue)) {
+            tally.merge(t);
+        }
+        if let Some(l) = engine.live_queues().get(queue) {
+            for (sum, n) in live.states.iter_mut().zip(l.states) {
+                *sum += n;
+            }
+            oldest = oldest.into_iter().chain(l.oldest_queued_since()).min();
+        }
+    }
+    let mut figures = LiveFigures::from(&live);
+    figures.oldest_queued_since = oldest;
+    let serves =
+        |queues: &[String]| queues.is_empty() || queues.iter().any(|q| members.contains(q));
+    let mut group = Map::new();
+    group.insert("live".into(), to_value(figures));
+    group.insert("agents".into(), Value::Object(agents_where(engine, serves)));
+    group.insert(
+        "definitions".into(),
+        Value::Object(definitions(engine, &tally)),
+    );
+    Value::Object(group)
 }

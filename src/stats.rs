@@ -137,6 +137,36 @@ impl Tally {
         }
     }
 
+    /// Adds every call of `other` (a board's queues summed into one).
+    pub fn merge(&mut self, other: &Tally) {
+        for (a, b) in self.outcomes.iter_mut().zip(&other.outcomes) {
+            *a += b;
+        }
+        if self.definitions.len() < other.definitions.len() {
+            self.definitions = other
+                .definitions
+                .iter()
+                .map(|d| DefinitionTally {
+                    boxes: vec![0; d.boxes.len()],
+                    ..DefinitionTally::default()
+                })
+                .collect();
+        }
+        for (a, b) in self.definitions.iter_mut().zip(&other.definitions) {
+            for (x, y) in a.boxes.iter_mut().zip(&b.boxes) {
+                *x += y;
+            }
+            a.answered_reached += b.answered_reached;
+            a.answered_within_target += b.answered_within_target;
+            a.answered_wait_ms += b.answered_wait_ms;
+        }
+        self.offered += other.offered;
+        self.short_abandons += other.short_abandons;
+        for (wait, n) in &other.waits_ms {
+            *self.waits_ms.entry(*wait).or_default() += n;
+        }
+    }
+
     /// Whether no call is counted.
     pub fn is_empty(&self) -> bool {
         self.outcomes.iter().all(|&n| n == 0)
@@ -245,6 +275,16 @@ mod tests {
         let nhs = tally.figures(1, &defs[1]);
         assert_eq!(nhs.boxes["abandoned"], 1);
         assert_eq!(nhs.abandon_rate, Some(1.0 / 5.0));
+
+        let (mut left, mut right, mut merged) =
+            (Tally::default(), Tally::default(), Tally::default());
+        for (i, c) in calls.iter().enumerate() {
+            let half = if i % 2 == 0 { &mut left } else { &mut right };
+            half.apply(c, 1, &defs, &settings);
+        }
+        merged.merge(&left);
+        merged.merge(&right);
+        assert_eq!(merged, tally);
 
         tally.apply(&calls[4], -1, &defs, &settings);
         assert_eq!(tally.figures(0, &defs[0]).longest_wait_secs, Some(30.0));

@@ -1,133 +1,175 @@
-// board.js: keeps a server-rendered board live. It takes a snapshot from /ws,
-// folds every JSON Merge Patch delta into it, re-renders each [data-box] tile
-// from its data-path, and reconnects with backoff (fresh snapshot) after a drop.
+// board.js: keeps a server-rendered TV board live. It follows the board on
+// /ws (live.js), re-renders each [data-box] tile from its data-path, applies
+// the tile's thresholds (data-warn / data-alert / data-below, the rule of
+// board.rs) to data-state and its words, ticks "since" tiles and the clock
+// every second from the server's clock, fits the numbers to their tiles, and
+// says plainly when the figures are stale.
 (() => {
   'use strict';
 
+  const { follow, lookup, clock } = window.WallboardLive;
+  // A drop shorter than this is not worth alarming the room.
   const STALE_AFTER_MS = 3000;
-  const BACKOFF_MIN_MS = 500;
-  const BACKOFF_MAX_MS = 10000;
+  // The board is republished every second: silence this long means a dead link.
+  const SILENT_MS = 5000;
+  const CUES = { ok: '', warn: '▲ Warning', alert: '■ Alert' };
 
+  const body = document.body;
+  const grid = document.getElementById('tiles');
   const tiles = Array.from(document.querySelectorAll('[data-box][data-path]'));
   const statusEl = document.getElementById('status');
   const clockEl = document.getElementById('clock');
+  const timeZone = body.dataset.timezone || undefined;
 
   let board = null;
-  let seq = 0;
+  let seq = Number(body.dataset.seq || 0);
   let clockOffsetMs = 0;
-  let backoffMs = BACKOFF_MIN_MS;
-  let connected = false;
-  let lostAt = null;
   let lastBoardAt = null;
+  let lengths = '';
 
-  // RFC 7396 merge patch.
-  function applyPatch(target, patch) {
-    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-    if (target === null || typeof target !== 'object' || Array.isArray(target)) target = {};
-    for (const [key, value] of Object.entries(patch)) {
-      if (value === null) delete target[key];
-      else target[key] = applyPatch(target[key], value);
-    }
-    return target;
+  function serverNow() { return Date.now() + clockOffsetMs; }
+
+  // The value as a number thresholds compare: a ratio, seconds or a count.
+  function number(format, value) {
+    if (value === undefined || value === null) return null;
+    if (format === 'since') return Math.max(0, (serverNow() - Date.parse(value)) / 1000);
+    return typeof value === 'number' ? value : null;
   }
 
-  function lookup(obj, path) {
-    return path.split('.').reduce((v, k) => (v == null ? undefined : v[k]), obj);
-  }
-
-  function serverNow() {
-    return Date.now() + clockOffsetMs;
-  }
-
-  function clock(secs) {
-    const total = Math.max(0, Math.round(secs));
-    const h = Math.floor(total / 3600), m = Math.floor(total / 60) % 60, s = total % 60;
-    const ss = String(s).padStart(2, '0');
-    return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
-  }
-
-  function show(format, value) {
-    if (value === undefined || value === null) return '–';
+  function show(format, n) {
+    if (n === null) return '–';
     switch (format) {
-      case 'count': return String(value);
-      case 'percent': return `${Math.round(value * 100)}%`;
-      case 'secs': return clock(value);
-      case 'since': return clock((serverNow() - Date.parse(value)) / 1000);
-      default: return String(value);
+      case 'count': return String(Math.round(n));
+      case 'percent': return `${Math.round(n * 100)}%`;
+      case 'secs':
+      case 'since': return clock(n);
+      default: return String(n);
     }
+  }
+
+  function stateOf(tile, n) {
+    if (n === null) return 'ok';
+    const below = tile.hasAttribute('data-below');
+    const reached = (attr) => {
+      if (!tile.hasAttribute(attr)) return false;
+      const level = Number(tile.getAttribute(attr));
+      return below ? n < level : n >= level;
+    };
+    if (reached('data-alert')) return 'alert';
+    if (reached('data-warn')) return 'warn';
+    return 'ok';
   }
 
   function render() {
-    if (!board) return;
-    for (const tile of tiles) {
-      const el = tile.querySelector('[data-value]');
-      const text = show(tile.dataset.format, lookup(board, tile.dataset.path));
-      if (el && el.textContent !== text) el.textContent = text;
+    if (board) {
+      for (const tile of tiles) {
+        const n = number(tile.dataset.format, lookup(board, tile.dataset.path));
+        const valueEl = tile.querySelector('[data-value]');
+        const text = show(tile.dataset.format, n);
+        if (valueEl.textContent !== text) valueEl.textContent = text;
+        const state = stateOf(tile, n);
+        if (tile.dataset.state !== state) {
+          tile.dataset.state = state;
+          tile.querySelector('[data-cue]').textContent = CUES[state];
+        }
+      }
+      body.dataset.seq = String(seq);
     }
-    document.body.dataset.seq = String(seq);
+    const now = tiles.map((t) => t.querySelector('[data-value]').textContent.length).join(',');
+    if (now !== lengths) { lengths = now; fit(); }
+  }
+
+  // Columns for the real screen: the layout whose tiles hold the largest
+  // 1.6:1 rectangle (pages.rs does the same for a 16:9 first render).
+  function layout() {
+    const n = tiles.length;
+    const width = grid.clientWidth, height = grid.clientHeight;
+    let best = 1, bestSide = 0;
+    for (let cols = 1; cols <= n; cols++) {
+      const rows = Math.ceil(n / cols);
+      const side = Math.min(width / cols / 1.6, height / rows);
+      if (side > bestSide) { best = cols; bestSide = side; }
+    }
+    // Tiles of a short last row share its width, so no hole is left in the grid:
+    // the grid gets lcm(cols, leftover) tracks, and each tile spans its share.
+    const leftover = n % best;
+    const gcd = (a, b) => (b ? gcd(b, a % b) : a);
+    const tracks = leftover ? (best * leftover) / gcd(best, leftover) : best;
+    grid.style.gridTemplateColumns = `repeat(${tracks}, minmax(0, 1fr))`;
+    tiles.forEach((tile, i) => {
+      const span = leftover && i >= n - leftover ? tracks / leftover : tracks / best;
+      tile.style.gridColumn = `span ${span}`;
+    });
+    if (grid.dataset.cols !== String(best)) grid.dataset.cols = String(best);
+  }
+
+  function fits(el) {
+    return el.scrollWidth <= el.clientWidth && el.scrollHeight <= el.clientHeight;
+  }
+
+  // The largest font size at which every number fits its tile, the same for
+  // all tiles so the room reads them as one scale (binary search per tile).
+  function fit() {
+    layout();
+    const values = tiles.map((t) => t.querySelector('[data-value]'));
+    let size = Infinity;
+    for (const el of values) {
+      let lo = 8, hi = Math.max(8, el.clientHeight * 1.2);
+      while (hi - lo > 1) {
+        const mid = (lo + hi) / 2;
+        el.style.fontSize = `${mid}px`;
+        if (fits(el)) lo = mid; else hi = mid;
+      }
+      size = Math.min(size, lo);
+    }
+    if (!Number.isFinite(size)) return;
+    // Keep a margin so a wider digit next second does not overflow.
+    const chosen = `${Math.floor(size * 0.92)}px`;
+    for (const el of values) el.style.fontSize = chosen;
   }
 
   function timeOfDay(ms) {
-    return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    try {
+      return new Date(ms).toLocaleTimeString('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    } catch (_) {
+      return new Date(ms).toLocaleTimeString('en-GB');
+    }
   }
 
   function renderStatus() {
-    const stale = !connected && lostAt !== null && Date.now() - lostAt > STALE_AFTER_MS;
-    document.body.classList.toggle('stale', stale);
-    if (statusEl) {
-      statusEl.hidden = !stale;
-      if (stale) {
-        const asOf = lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : '';
-        statusEl.textContent = `Reconnecting…${asOf}`;
-      }
+    const lostAt = live.lostAt();
+    const stale = !live.connected() && lostAt !== null && Date.now() - lostAt > STALE_AFTER_MS;
+    body.classList.toggle('stale', stale);
+    statusEl.hidden = !stale;
+    if (stale) {
+      const asOf = lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : '';
+      statusEl.textContent = `Reconnecting…${asOf}`;
     }
-    if (clockEl) clockEl.textContent = timeOfDay(serverNow());
+    const text = timeOfDay(serverNow());
+    if (clockEl.textContent !== text) clockEl.textContent = text;
   }
 
-  function onMessage(event) {
-    const msg = JSON.parse(event.data);
-    if (msg.type === 'snapshot') {
-      board = msg.board;
-      seq = msg.seq;
-    } else if (msg.type === 'delta') {
-      if (!board || msg.seq !== seq + 1) {
-        // A gap: drop the socket and start over from a fresh snapshot.
-        this.close();
-        return;
-      }
-      board = applyPatch(board, msg.patch);
-      seq = msg.seq;
-      board.seq = seq;
-    } else {
-      return;
-    }
+  function onBoard(doc, docSeq) {
+    board = doc;
+    seq = docSeq;
     if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
     lastBoardAt = serverNow();
-    backoffMs = BACKOFF_MIN_MS;
     render();
+    renderStatus();
   }
 
-  function connect() {
-    const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
-    const socket = new WebSocket(`${scheme}${location.host}/ws`);
-    socket.onopen = () => { connected = true; lostAt = null; renderStatus(); };
-    socket.onmessage = onMessage;
-    socket.onclose = () => {
-      if (connected || lostAt === null) lostAt = Date.now();
-      connected = false;
-      renderStatus();
-      const delay = backoffMs * (0.75 + Math.random() * 0.5);
-      backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
-      setTimeout(connect, delay);
-    };
+  const initialNow = body.dataset.now;
+  if (initialNow) {
+    clockOffsetMs = Date.parse(initialNow) - Date.now();
+    lastBoardAt = Date.parse(initialNow);
   }
+  const live = follow('/ws', 'board', { onDocument: onBoard, onStatus: renderStatus, silentMs: SILENT_MS });
 
   // Exposed for tests and integrations: the board as this page holds it.
-  window.wallboard = { board: () => board, seq: () => seq, connected: () => connected };
+  window.wallboard = { board: () => board, seq: () => seq, connected: () => live.connected() };
 
-  const initialNow = document.body.dataset.now;
-  if (initialNow) clockOffsetMs = Date.parse(initialNow) - Date.now();
+  window.addEventListener('resize', () => { lengths = ''; render(); });
   setInterval(() => { render(); renderStatus(); }, 1000);
+  render();
   renderStatus();
-  connect();
 })();

@@ -1,4 +1,5 @@
-//! The JSON API: `POST /api/events`, `GET /api/snapshot`, `/healthz`, `/metrics`.
+//! The JSON API: `POST /api/events`, `GET /api/snapshot`, `GET /api/supervisor`,
+//! `/healthz`, `/metrics`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -88,6 +89,12 @@ pub async fn snapshot(
         Ok(None) => Err(WebError::NotFound(format!("no figures are kept for {day}"))),
         Err(e) => Err(WebError::Internal(e.to_string())),
     }
+}
+
+/// `GET /api/supervisor`: the supervisor's detail (live calls, agents,
+/// callers to call back, calls per 15 minutes), with its `seq`.
+pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
+    json_text(app.hub.detail().latest().json.clone())
 }
 
 fn json_text(text: String) -> Response {

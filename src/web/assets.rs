@@ -1,4 +1,4 @@
-//! The board's script and styles, compiled into the binary (one file to deploy, no CDN).
+//! The pages' scripts and styles, compiled into the binary (one file to deploy, no CDN).
 
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
@@ -15,6 +15,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "board.css",
         "text/css; charset=utf-8",
         include_str!("../../static/board.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_str!("../../static/favicon.svg"),
+    ),
+    (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/live.js"),
+    ),
+    (
+        "supervisor.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/supervisor.js"),
+    ),
+    (
+        "supervisor.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/supervisor.css"),
     ),
 ];
 

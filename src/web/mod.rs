@@ -1,7 +1,8 @@
 //! HTTP and WebSocket: the router ([`app`]) and the errors clients see.
 //! - [`api`]: ingest, snapshot, health and metrics.
 //! - [`ws`]: the board's WebSocket.
-//! - [`pages`]: the server-rendered board; [`assets`]: its script and styles.
+//! - [`pages`]: the server-rendered boards and supervisor page; [`assets`]:
+//!   their scripts and styles.
 
 pub mod api;
 pub mod assets;
@@ -38,14 +39,25 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(pages::board))
+        .route("/board/{name}", get(pages::named_board))
         .route("/api/events", post(api::post_events))
         .route("/api/snapshot", get(api::snapshot))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .route("/ws", get(ws::upgrade))
         .route("/static/{file}", get(assets::asset))
+        .merge(supervisor_routes())
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The routes that carry caller numbers and agent names: for supervisors only
+/// (the auth layer restricts this router as a whole).
+pub fn supervisor_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/supervisor", get(pages::supervisor))
+        .route("/api/supervisor", get(api::supervisor))
+        .route("/ws/supervisor", get(ws::upgrade_supervisor))
 }
 
 /// An error a client caused (4xx) or the server suffered (5xx).

@@ -1,73 +1,20 @@
-//! The server-rendered board (`GET /`): tiles with their current figures, which
-//! `static/board.js` then keeps live from `/ws` through each tile's JSON path.
+//! The server-rendered pages: a board (`GET /`, `GET /board/{name}`) with its
+//! tiles' current figures and states, which `static/board.js` then keeps live
+//! from `/ws` through each tile's JSON path; and the supervisor page's frame,
+//! which `static/supervisor.js` fills from `/ws` and `/ws/supervisor`.
 
 use std::sync::Arc;
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
-use jiff::Timestamp;
+use axum::extract::{Path, State};
 use serde_json::Value;
 
-use super::AppState;
+use super::{AppState, WebError};
+pub use crate::board::Format;
+use crate::board::{Board, board_now, lookup};
 
-/// How a tile shows its value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// A whole number.
-    Count,
-    /// A ratio shown as a percentage.
-    Percent,
-    /// Seconds shown as m:ss.
-    Secs,
-    /// A timestamp shown as time elapsed since it, ticking.
-    Since,
-}
-
-impl Format {
-    /// The name the script knows it by.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Count => "count",
-            Format::Percent => "percent",
-            Format::Secs => "secs",
-            Format::Since => "since",
-        }
-    }
-
-    /// The value as shown, given the board's `now`; "–" when there is none.
-    pub fn show(self, value: Option<&Value>, now: Option<Timestamp>) -> String {
-        let dash = "–".to_owned();
-        match (self, value) {
-            (_, None | Some(Value::Null)) => dash,
-            (Format::Count, Some(v)) => v.as_i64().map_or(dash, |n| n.to_string()),
-            (Format::Percent, Some(v)) => v.as_f64().map_or(dash, |r| format!("{:.0}%", r * 100.0)),
-            (Format::Secs, Some(v)) => v.as_f64().map_or(dash, clock),
-            (Format::Since, Some(v)) => {
-                let since = v.as_str().and_then(|s| s.parse::<Timestamp>().ok());
-                match (since, now) {
-                    (Some(since), Some(now)) => {
-                        clock(now.duration_since(since).as_secs_f64().max(0.0))
-                    }
-                    _ => dash,
-                }
-            }
-        }
-    }
-}
-
-/// Seconds as m:ss (or h:mm:ss).
-fn clock(secs: f64) -> String {
-    let total = secs.round() as i64;
-    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
-
-/// One stat tile.
+/// One stat tile as rendered.
 #[derive(Debug, Clone)]
 pub struct Tile {
     /// `data-box` name.
@@ -80,175 +27,195 @@ pub struct Tile {
     pub format: Format,
     /// The value as shown now.
     pub shown: String,
+    /// `ok`, `warn` or `alert`.
+    pub state: &'static str,
+    /// The state in words (empty when ok).
+    pub cue: &'static str,
+    /// Warn level (JSON units), empty for none.
+    pub warn: String,
+    /// Alert level (JSON units), empty for none.
+    pub alert: String,
+    /// Whether low values are bad.
+    pub below: bool,
 }
 
-fn lookup<'a>(board: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(board, |v, key| v.get(key))
-}
-
-/// The default tiles for a definition: live, its inbound boxes, its figures, agents.
-pub fn default_tiles(board: &Value, definition: &str, boxes: &[String]) -> Vec<Tile> {
-    let def = |field: &str| format!("definitions.{definition}.{field}");
-    let mut specs: Vec<(String, String, String, Format)> = vec![
-        (
-            "queued".into(),
-            "Calls waiting".into(),
-            "live.queued".into(),
-            Format::Count,
-        ),
-        (
-            "longest_waiting".into(),
-            "Longest waiting".into(),
-            "live.oldest_queued_since".into(),
-            Format::Since,
-        ),
-    ];
-    let hidden = |b: &str| b.starts_with("outbound_") || b == "expired" || b == "ignored";
-    for name in boxes.iter().filter(|b| !hidden(b)) {
-        specs.push((
-            name.clone(),
-            label_of(name),
-            def(&format!("boxes.{name}")),
-            Format::Count,
-        ));
-    }
-    specs.extend([
-        (
-            "service_level".into(),
-            "Service level".into(),
-            def("service_level"),
-            Format::Percent,
-        ),
-        (
-            "abandon_rate".into(),
-            "Abandon rate".into(),
-            def("abandon_rate"),
-            Format::Percent,
-        ),
-        (
-            "asa".into(),
-            "Average answer".into(),
-            def("asa_secs"),
-            Format::Secs,
-        ),
-        (
-            "talking".into(),
-            "Talking now".into(),
-            "live.talking".into(),
-            Format::Count,
-        ),
-        (
-            "available".into(),
-            "Agents available".into(),
-            "agents.available".into(),
-            Format::Count,
-        ),
-    ]);
-    let now = board
-        .get("now")
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok());
-    specs
-        .into_iter()
-        .map(|(name, label, path, format)| Tile {
-            shown: format.show(lookup(board, &path), now),
-            name,
-            label,
-            path,
-            format,
+/// The tiles of `board` with the figures of `json`.
+pub fn tiles(board: &Board, json: &Value) -> Vec<Tile> {
+    let now = board_now(json);
+    let level = |l: Option<f64>| l.map(|v| v.to_string()).unwrap_or_default();
+    board
+        .tiles
+        .iter()
+        .map(|spec| {
+            let state = spec.state(json);
+            let threshold = spec.threshold;
+            Tile {
+                name: spec.name.clone(),
+                label: spec.label.clone(),
+                path: spec.path.clone(),
+                format: spec.format,
+                shown: spec.format.show(lookup(json, &spec.path), now),
+                state: state.as_str(),
+                cue: state.cue(),
+                warn: level(threshold.and_then(|t| t.warn)),
+                alert: level(threshold.and_then(|t| t.alert)),
+                below: threshold.is_some_and(|t| t.below),
+            }
         })
         .collect()
 }
 
-/// A box name in words: `timed_out` → "Timed out".
-fn label_of(name: &str) -> String {
-    let words = name.replace(['_', '-'], " ");
-    let mut chars = words.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
+/// Columns of the tile grid for `n` tiles on a 16:9 screen: the layout whose
+/// tiles hold the largest 1.6:1 rectangle (the script redoes it for the real screen).
+pub fn grid_columns(n: usize) -> usize {
+    let (width, height, aspect) = (16.0, 8.0, 1.6);
+    (1..=n.max(1))
+        .map(|cols| {
+            let rows = n.div_ceil(cols).max(1);
+            let side = f64::min(width / cols as f64 / aspect, height / rows as f64);
+            (cols, side)
+        })
+        .fold((1, 0.0), |best, c| if c.1 > best.1 { c } else { best })
+        .0
 }
 
-/// The board page.
+/// A board page.
 #[derive(Template, WebTemplate)]
 #[template(path = "board.html")]
 pub struct BoardPage {
     /// Page title.
     pub title: String,
+    /// The board's name.
+    pub name: String,
     /// The definition shown.
     pub definition: String,
+    /// What the figures cover, in words.
+    pub scope: String,
     /// Its tiles.
     pub tiles: Vec<Tile>,
+    /// Grid columns.
+    pub columns: usize,
     /// The board's seq when rendered.
     pub seq: u64,
     /// The board's `now` when rendered.
     pub now: String,
+    /// The site's time zone (the clock shows site time).
+    pub timezone: String,
+    /// The clock as rendered (site time).
+    pub clock: String,
+}
+
+fn render(app: &AppState, board: &Board) -> BoardPage {
+    let latest = app.hub.latest();
+    let json = &latest.board;
+    let tiles = tiles(board, json);
+    let tz = app.config.engine.day.time_zone();
+    let now = board_now(json);
+    let queues = if board.queues.is_empty() {
+        "all queues".to_owned()
+    } else {
+        board.queues.join(", ")
+    };
+    BoardPage {
+        title: board.title.clone(),
+        name: board.name.clone(),
+        definition: board.definition.clone(),
+        scope: format!("Today · {queues} · {} counting", board.definition),
+        columns: grid_columns(tiles.len()),
+        tiles,
+        seq: latest.seq,
+        now: now.map(|n| n.to_string()).unwrap_or_default(),
+        timezone: app.config.engine.day.time_zone_name(),
+        clock: now
+            .map(|n| n.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string())
+            .unwrap_or_default(),
+    }
 }
 
 /// `GET /`: the default board.
 pub async fn board(State(app): State<Arc<AppState>>) -> BoardPage {
-    let latest = app.hub.latest();
-    let definition = app.config.default_definition.clone();
-    let boxes = app
+    render(&app, &app.config.boards.default)
+}
+
+/// `GET /board/{name}`: a configured board.
+pub async fn named_board(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<BoardPage, WebError> {
+    let board = app
         .config
-        .engine
-        .definitions
-        .iter()
-        .find(|d| d.name() == definition)
-        .map(|d| d.boxes().to_vec())
-        .unwrap_or_default();
-    BoardPage {
-        title: "Wallboard".into(),
-        tiles: default_tiles(&latest.board, &definition, &boxes),
-        definition,
-        seq: latest.seq,
-        now: latest
-            .board
-            .get("now")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        .boards
+        .get(&name)
+        .ok_or_else(|| WebError::NotFound(format!("no board is called {name:?}")))?;
+    Ok(render(&app, board))
+}
+
+/// The supervisor page's frame; its script fills it.
+#[derive(Template, WebTemplate)]
+#[template(path = "supervisor.html")]
+pub struct SupervisorPage {
+    /// The definitions, the default first.
+    pub definitions: Vec<String>,
+    /// The site's time zone.
+    pub timezone: String,
+    /// Live calls listed at most.
+    pub max_live_calls: usize,
+    /// Callers listed at most.
+    pub max_callbacks: usize,
+}
+
+/// `GET /supervisor`.
+pub async fn supervisor(State(app): State<Arc<AppState>>) -> SupervisorPage {
+    let default = &app.config.default_definition;
+    let mut definitions: Vec<String> = vec![default.clone()];
+    definitions.extend(
+        app.config
+            .engine
+            .definitions
+            .iter()
+            .map(|d| d.name().to_owned())
+            .filter(|n| n != default),
+    );
+    SupervisorPage {
+        definitions,
+        timezone: app.config.engine.day.time_zone_name(),
+        max_live_calls: crate::supervisor::MAX_LIVE_CALLS,
+        max_callbacks: crate::supervisor::MAX_CALLBACKS,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::definition::{BuiltInSettings, Definition};
     use serde_json::json;
 
     #[test]
-    fn formats() {
-        let now = Some("2026-11-20T09:05:00Z".parse().unwrap());
-        assert_eq!(Format::Count.show(Some(&json!(12)), now), "12");
-        assert_eq!(Format::Percent.show(Some(&json!(0.834)), now), "83%");
-        assert_eq!(Format::Secs.show(Some(&json!(65.4)), now), "1:05");
+    fn tiles_read_their_paths_and_states() {
+        let board = json!({"now": "2026-11-20T09:05:00Z", "live": {"queued": 12},
+            "definitions": {"nhs": {"boxes": {"answered": 7, "other": 1}, "service_level": 0.5}}});
+        let defs = Definition::built_ins(&BuiltInSettings::default());
+        let tiles = tiles(&Board::builtin(&defs[1]), &board);
+        let shown: Vec<(&str, &str, &str)> = tiles
+            .iter()
+            .map(|t| (t.name.as_str(), t.shown.as_str(), t.state))
+            .collect();
+        assert!(shown.contains(&("queued", "12", "alert")));
+        assert!(shown.contains(&("answered", "7", "ok")));
+        assert!(shown.contains(&("other", "1", "ok")));
+        assert!(shown.contains(&("service_level", "50%", "alert")));
+        assert!(!shown.iter().any(|(n, ..)| *n == "expired"));
+        let sl = tiles.iter().find(|t| t.name == "service_level").unwrap();
         assert_eq!(
-            Format::Since.show(Some(&json!("2026-11-20T09:03:10Z")), now),
-            "1:50"
+            (sl.warn.as_str(), sl.alert.as_str(), sl.below),
+            ("0.8", "0.6", true)
         );
-        assert_eq!(Format::Since.show(None, now), "–");
-        assert_eq!(Format::Secs.show(Some(&json!(3725)), now), "1:02:05");
+        assert_eq!(sl.cue, "■ Alert");
     }
 
     #[test]
-    fn tiles_read_their_paths() {
-        let board = json!({"now": "2026-11-20T09:05:00Z", "live": {"queued": 3},
-            "definitions": {"nhs": {"boxes": {"answered": 7, "other": 1}, "service_level": 0.5}}});
-        let boxes = [
-            "answered".to_owned(),
-            "other".to_owned(),
-            "expired".to_owned(),
-        ];
-        let tiles = default_tiles(&board, "nhs", &boxes);
-        let shown: Vec<(&str, &str)> = tiles
-            .iter()
-            .map(|t| (t.name.as_str(), t.shown.as_str()))
-            .collect();
-        assert!(shown.contains(&("queued", "3")));
-        assert!(shown.contains(&("answered", "7")));
-        assert!(shown.contains(&("other", "1")));
-        assert!(shown.contains(&("service_level", "50%")));
-        assert!(!shown.iter().any(|(n, _)| *n == "expired"));
+    fn grid_fits_a_wide_screen() {
+        let cols: Vec<usize> = [1, 2, 4, 6, 9, 10, 12].map(grid_columns).to_vec();
+        assert_eq!(cols, [1, 2, 2, 3, 3, 4, 4]);
     }
 }

@@ -1,5 +1,6 @@
-//! `GET /ws`: a snapshot, then every delta in seq order; a client that falls
-//! behind is sent a fresh snapshot. One send loop and one receive task per socket.
+//! `GET /ws` (the board) and `GET /ws/supervisor` (the supervisor's detail):
+//! a snapshot, then every delta in seq order; a client that falls behind is
+//! sent a fresh snapshot. One send loop and one receive task per socket.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use crate::hub::Hub;
+use crate::hub::{Feed, Hub};
 
 /// Clients send almost nothing: a small read buffer (tungstenite's default is 128 KiB).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -25,10 +26,22 @@ pub const PEER_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Upgrades to the board's WebSocket.
 pub async fn upgrade(State(app): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
+    upgrade_to(ws, app, Hub::board)
+}
+
+/// Upgrades to the supervisor's detail WebSocket (caller numbers, agent names).
+pub async fn upgrade_supervisor(
+    State(app): State<Arc<AppState>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    upgrade_to(ws, app, Hub::detail)
+}
+
+fn upgrade_to(ws: WebSocketUpgrade, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) -> Response {
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
         .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
-        .on_upgrade(move |socket| serve(socket, app))
+        .on_upgrade(move |socket| serve(socket, app, feed))
 }
 
 /// Counts a client while it is connected.
@@ -47,13 +60,14 @@ impl Drop for ClientGuard<'_> {
     }
 }
 
-async fn serve(socket: WebSocket, app: Arc<AppState>) {
+async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let hub: &Hub = &app.hub;
     let _guard = ClientGuard::new(&hub.counters().clients);
+    let feed = feed(hub);
     let (mut sink, mut stream) = socket.split();
     // Subscribe before reading the snapshot so nothing falls between them.
-    let mut frames = hub.subscribe();
-    let snapshot = hub.latest();
+    let mut frames = feed.subscribe();
+    let snapshot = feed.latest();
     let mut seq = snapshot.seq;
     if sink
         .send(Message::Text(snapshot.snapshot_message()))
@@ -90,7 +104,7 @@ async fn serve(socket: WebSocket, app: Arc<AppState>) {
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {
                     hub.counters().resyncs.fetch_add(1, Ordering::Relaxed);
-                    let snapshot = hub.latest();
+                    let snapshot = feed.latest();
                     seq = snapshot.seq;
                     Message::Text(snapshot.snapshot_message())
                 }

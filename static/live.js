@@ -1,0 +1,127 @@
+// live.js: follows one live JSON document over a WebSocket (the board on /ws,
+// the supervisor's detail on /ws/supervisor): a snapshot, then JSON Merge
+// Patch deltas folded in seq order. It reconnects by itself with backoff and
+// takes a fresh snapshot after a drop, a server restart, a silent socket
+// (the board is republished every second, so silence means a dead link) or a
+// tab that slept. Shared by board.js and supervisor.js.
+(() => {
+  'use strict';
+
+  const BACKOFF_MIN_MS = 500;
+  const BACKOFF_MAX_MS = 10000;
+
+  // RFC 7396 merge patch.
+  function applyPatch(target, patch) {
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+    if (target === null || typeof target !== 'object' || Array.isArray(target)) target = {};
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === null) delete target[key];
+      else target[key] = applyPatch(target[key], value);
+    }
+    return target;
+  }
+
+  function lookup(obj, path) {
+    return path.split('.').reduce((v, k) => (v == null ? undefined : v[k]), obj);
+  }
+
+  // Seconds as m:ss or h:mm:ss.
+  function clock(secs) {
+    const total = Math.max(0, Math.round(secs));
+    const h = Math.floor(total / 3600), m = Math.floor(total / 60) % 60, s = total % 60;
+    const ss = String(s).padStart(2, '0');
+    return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+  }
+
+  // follow('/ws', 'board', { onDocument(doc, seq), onStatus(), silentMs })
+  function follow(path, key, options) {
+    const silentMs = options.silentMs || 0;
+    let doc = null;
+    let seq = 0;
+    let socket = null;
+    let connected = false;
+    let lostAt = null;
+    let lastMessageAt = 0;
+    let backoffMs = BACKOFF_MIN_MS;
+    let retry = null;
+
+    function status() { if (options.onStatus) options.onStatus(); }
+
+    function dropped() {
+      if (socket) {
+        socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
+        try { socket.close(); } catch (_) { /* already closed */ }
+        socket = null;
+      }
+      if (connected || lostAt === null) lostAt = Date.now();
+      connected = false;
+      status();
+      const delay = backoffMs * (0.75 + Math.random() * 0.5);
+      backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+      clearTimeout(retry);
+      retry = setTimeout(connect, delay);
+    }
+
+    function onMessage(event) {
+      lastMessageAt = Date.now();
+      const msg = JSON.parse(event.data);
+      if (msg.type === 'snapshot') {
+        doc = msg[key];
+        seq = msg.seq;
+      } else if (msg.type === 'delta') {
+        if (!doc || msg.seq !== seq + 1) {
+          // A gap: start over from a fresh snapshot.
+          dropped();
+          return;
+        }
+        doc = applyPatch(doc, msg.patch);
+        seq = msg.seq;
+      } else {
+        return;
+      }
+      if (!connected || lostAt !== null) {
+        connected = true;
+        lostAt = null;
+        status();
+      }
+      backoffMs = BACKOFF_MIN_MS;
+      options.onDocument(doc, seq);
+    }
+
+    function connect() {
+      clearTimeout(retry);
+      retry = null;
+      if (socket) return;
+      const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+      socket = new WebSocket(`${scheme}${location.host}${path}`);
+      lastMessageAt = Date.now();
+      socket.onmessage = onMessage;
+      socket.onclose = dropped;
+      socket.onerror = dropped;
+    }
+
+    // A sleeping tab or a dead link that never closed: check every second.
+    setInterval(() => {
+      if (socket && silentMs && Date.now() - lastMessageAt > silentMs) dropped();
+    }, 1000);
+    const wake = () => {
+      if (document.visibilityState === 'visible' && !socket) {
+        backoffMs = BACKOFF_MIN_MS;
+        connect();
+      }
+    };
+    document.addEventListener('visibilitychange', wake);
+    window.addEventListener('online', wake);
+    window.addEventListener('pageshow', wake);
+
+    connect();
+    return {
+      doc: () => doc,
+      seq: () => seq,
+      connected: () => connected,
+      lostAt: () => lostAt,
+    };
+  }
+
+  window.WallboardLive = { follow, applyPatch, lookup, clock };
+})();

@@ -1,0 +1,277 @@
+// supervisor.js: fills the supervisor page from two live documents (live.js):
+// the board on /ws (figures per definition, today and the rolling window, per
+// queue) and the detail on /ws/supervisor (live calls, agents, callers to call
+// back, calls per 15 minutes). Times in state tick every second from the
+// server's clock. Caller numbers and names are user data: text nodes only.
+(() => {
+  'use strict';
+
+  const { follow, clock } = window.WallboardLive;
+  const STALE_AFTER_MS = 3000;
+  const SILENT_MS = 5000;
+  const CALLBACK_BOXES = ['missed', 'abandoned', 'timed_out'];
+  const HIDDEN_BOXES = (b) => b.startsWith('outbound_') || b === 'expired' || b === 'ignored';
+  const STATE_WORDS = { queued: 'Waiting', ringing: 'Ringing', talking: 'Talking', in_ivr: 'In menu', other: 'Other' };
+  const STATUS_WORDS = { available: 'Available', busy: 'Busy', wrap_up: 'Wrap-up', away: 'Away', offline: 'Offline' };
+  const SVG = 'http://www.w3.org/2000/svg';
+
+  const body = document.body;
+  const timeZone = body.dataset.timezone || undefined;
+  const $ = (id) => document.getElementById(id);
+  const buttons = Array.from(document.querySelectorAll('#switcher [data-definition]'));
+
+  let board = null;
+  let detail = null;
+  let clockOffsetMs = 0;
+  let lastBoardAt = null;
+  let definition = buttons.length ? buttons[0].dataset.definition : 'reachable';
+
+  function serverNow() { return Date.now() + clockOffsetMs; }
+  function since(ts) { return ts ? clock((serverNow() - Date.parse(ts)) / 1000) : '–'; }
+  function timeOfDay(ms, seconds = true) {
+    const opts = { timeZone, hour: '2-digit', minute: '2-digit' };
+    if (seconds) opts.second = '2-digit';
+    try { return new Date(ms).toLocaleTimeString('en-GB', opts); } catch (_) { return new Date(ms).toLocaleTimeString('en-GB'); }
+  }
+  const pct = (r) => (r === undefined || r === null ? '–' : `${Math.round(r * 100)}%`);
+  const secs = (s) => (s === undefined || s === null ? '–' : clock(s));
+  const num = (n) => (n === undefined || n === null ? '–' : String(n));
+  const words = (s) => String(s).replace(/[_-]/g, ' ').replace(/^./, (c) => c.toUpperCase());
+
+  // h('td', {class: 'n'}, 'text', child...): an element with text children only.
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : v);
+    }
+    for (const c of children) {
+      if (c === null || c === undefined) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  function fill(tbody, rows, emptyText, columns) {
+    if (rows.length === 0) rows = [h('tr', {}, h('td', { colspan: columns, class: 'empty' }, emptyText))];
+    tbody.replaceChildren(...rows);
+  }
+
+  // All definitions side by side: a column pair (today, window) per definition.
+  function renderDefinitions() {
+    const table = $('definitions');
+    // In the switcher's order (the default first), not the JSON's.
+    const order = buttons.map((b) => b.dataset.definition);
+    const defs = Object.keys(board.definitions || {}).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    const win = (board.window && board.window.definitions) || {};
+    if (board.window) $('window-minutes').textContent = board.window.minutes;
+    const boxes = ['answered', 'missed', 'abandoned'];
+    for (const d of defs) {
+      for (const b of Object.keys(board.definitions[d].boxes || {})) {
+        if (!HIDDEN_BOXES(b) && !boxes.includes(b)) boxes.push(b);
+      }
+    }
+    const head1 = h('tr', {}, h('th', { rowspan: 2 }, ''));
+    const head2 = h('tr', {});
+    for (const d of defs) {
+      const cls = d === definition ? 'chosen' : null;
+      head1.append(h('th', { colspan: 2, class: cls, scope: 'colgroup' }, d));
+      head2.append(h('th', { class: `n ${cls || ''}` }, 'today'), h('th', { class: `n sub ${cls || ''}` }, `${board.window ? board.window.minutes : 60} min`));
+    }
+    table.tHead.replaceChildren(head1, head2);
+    const rows = [];
+    const row = (label, read, format) => {
+      const tr = h('tr', {}, h('th', { scope: 'row' }, label));
+      for (const d of defs) {
+        const cls = d === definition ? 'chosen' : '';
+        tr.append(h('td', { class: `n ${cls}` }, format(read(board.definitions[d]))),
+          h('td', { class: `n sub ${cls}` }, format(read(win[d]))));
+      }
+      rows.push(tr);
+    };
+    row('Offered', (f) => f && f.offered, num);
+    for (const b of boxes) {
+      row(words(b), (f) => (f && f.boxes ? (b in f.boxes ? f.boxes[b] : null) : null), num);
+    }
+    row('Service level', (f) => f && f.service_level, pct);
+    row('Abandon rate', (f) => f && f.abandon_rate, pct);
+    row('Average answer', (f) => f && f.asa_secs, secs);
+    row('Longest wait', (f) => f && f.longest_wait_secs, secs);
+    table.tBodies[0].replaceChildren(...rows);
+  }
+
+  function renderQueues() {
+    const rows = Object.entries(board.queues || {}).map(([name, q]) => {
+      const live = q.live || {};
+      const f = (q.definitions || {})[definition] || {};
+      const b = f.boxes || {};
+      return h('tr', { class: live.queued ? 'busy' : null },
+        h('th', { scope: 'row' }, name),
+        h('td', { class: 'n' }, num(live.queued || 0)),
+        h('td', { class: 'n tick' }, live.oldest_queued_since ? since(live.oldest_queued_since) : '–'),
+        h('td', { class: 'n' }, num(f.offered)),
+        h('td', { class: 'n' }, num(b.answered)),
+        h('td', { class: 'n' }, num(b.missed)),
+        h('td', { class: 'n' }, num(b.abandoned)),
+        h('td', { class: 'n' }, pct(f.service_level)),
+        h('td', { class: 'n' }, pct(f.abandon_rate)),
+        h('td', { class: 'n' }, secs(f.asa_secs)),
+        h('td', { class: 'n' }, secs(f.longest_wait_secs)));
+    });
+    fill($('queues').tBodies[0], rows, 'No queue has had a call today.', 11);
+  }
+
+  function renderCalls() {
+    const calls = detail.live_calls || [];
+    const total = detail.live_calls_total || 0;
+    $('calls-count').textContent = total > calls.length ? `${calls.length} of ${total}` : `${total}`;
+    const rows = calls.map((c) => h('tr', { 'data-call': c.call, 'data-state': c.state },
+      h('td', {}, h('span', { class: `pill ${c.state}` }, STATE_WORDS[c.state] || c.state)),
+      h('td', { class: 'n tick' }, since(c.since)),
+      h('td', {}, c.queue || '–'),
+      h('td', { class: 'caller' }, c.caller || 'unknown'),
+      h('td', {}, c.agent || '–')));
+    fill($('calls').tBodies[0], rows, 'No calls right now.', 5);
+  }
+
+  function renderAgents() {
+    const agents = detail.agents || [];
+    const available = agents.filter((a) => a.status === 'available').length;
+    $('agents-count').textContent = agents.length ? `${available} of ${agents.length} available` : '';
+    const cards = agents.map((a) => h('div', { class: `agent ${a.status}`, 'data-agent': a.name },
+      h('span', { class: 'name' }, a.name),
+      h('span', { class: 'status-word' }, STATUS_WORDS[a.status] || a.status),
+      h('span', { class: 'for tick' }, since(a.since)),
+      h('span', { class: 'on-call' }, a.call ? `${STATE_WORDS[a.call.state] || a.call.state} · ${a.call.call}` : '')));
+    const el = $('agents');
+    if (cards.length === 0) el.replaceChildren(h('p', { class: 'empty' }, 'No agent has reported a status.'));
+    else el.replaceChildren(...cards);
+  }
+
+  function renderCallbacks() {
+    const all = (detail.callbacks && detail.callbacks.calls) || [];
+    const mine = all.filter((c) => CALLBACK_BOXES.includes((c.boxes || {})[definition]));
+    const total = detail.callbacks ? detail.callbacks.total : 0;
+    $('callbacks-count').textContent = `${mine.length} under ${definition}` + (total > all.length ? ` (list capped at ${all.length})` : '');
+    const rows = mine.map((c) => h('tr', { 'data-call': c.call, class: c.answered_later ? 'done' : null },
+      h('td', {}, timeOfDay(Date.parse(c.finished_at), false)),
+      h('td', { class: 'caller' }, c.caller || 'withheld'),
+      h('td', {}, c.queue || '–'),
+      h('td', { class: 'n' }, secs(c.wait_secs)),
+      h('td', {}, h('span', { class: `pill ${c.boxes[definition]}` }, words(c.boxes[definition]))),
+      h('td', {}, words(c.outcome)),
+      h('td', {}, c.answered_later ? '✓ answered later' : '')));
+    fill($('callbacks').tBodies[0], rows, `No missed or abandoned calls today under ${definition}.`, 7);
+  }
+
+  function svg(tag, attrs, text) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
+    return el;
+  }
+
+  // Stacked bars, one per 15 minutes, from the first busy quarter (or 07:00)
+  // to the current one.
+  function renderChart() {
+    const chart = detail.chart;
+    const el = $('chart');
+    const series = chart && chart.definitions && chart.definitions[definition];
+    if (!series) { el.replaceChildren(h('p', { class: 'empty' }, 'No figures yet.')); return; }
+    const names = ['answered', 'missed', 'abandoned'].filter((n) => series[n]);
+    const bins = series[names[0]].length;
+    const start = Date.parse(chart.start);
+    const binMs = chart.bin_minutes * 60000;
+    const totals = Array.from({ length: bins }, (_, i) => names.reduce((s, n) => s + series[n][i], 0));
+    const current = Math.min(bins - 1, Math.max(0, Math.floor((serverNow() - start) / binMs)));
+    let first = totals.findIndex((t) => t > 0);
+    let lastBusy = -1;
+    totals.forEach((t, i) => { if (t > 0) lastBusy = i; });
+    const last = Math.max(current, lastBusy);
+    const seven = Math.round((7 * 3600000) / binMs);
+    first = first < 0 ? Math.min(seven, current) : Math.min(first, seven, current);
+    first -= first % 4;
+    const shown = Math.max(last - first + 1, 12);
+    const max = Math.max(4, ...totals);
+    const step = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].find((s) => max / s <= 5) || 2000;
+    const top = Math.ceil((max * 1.1) / step) * step;
+    const W = 1000, H = 220, L = 36, B = 22, T = 6;
+    const bw = (W - L) / shown;
+    const y = (v) => T + (H - T - B) * (1 - v / top);
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `Calls per 15 minutes under ${definition}` });
+    for (let v = 0; v <= top; v += step) {
+      root.append(svg('line', { x1: L, x2: W, y1: y(v), y2: y(v), class: 'gridline' }));
+      root.append(svg('text', { x: L - 6, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' }, String(v)));
+    }
+    for (let i = 0; i < shown; i++) {
+      const bin = first + i;
+      if (bin >= bins) break;
+      const x = L + i * bw;
+      let acc = 0;
+      for (const n of names) {
+        const v = series[n][bin];
+        if (v > 0) {
+          const rect = svg('rect', { x: x + bw * 0.12, width: bw * 0.76, y: y(acc + v), height: y(acc) - y(acc + v), class: `bar ${n}` });
+          rect.append(svg('title', {}, `${timeOfDay(start + bin * binMs, false)}: ${v} ${n}`));
+          root.append(rect);
+          acc += v;
+        }
+      }
+      if (bin % 4 === 0) {
+        root.append(svg('text', { x: x + 2, y: H - 6, class: 'axis' }, timeOfDay(start + bin * binMs, false)));
+      }
+      if (bin === current) root.append(svg('rect', { x, y: T, width: bw, height: H - T - B, class: 'now' }));
+    }
+    el.replaceChildren(root);
+  }
+
+  function render() {
+    if (board) { renderDefinitions(); renderQueues(); }
+    if (detail) { renderCalls(); renderAgents(); renderCallbacks(); renderChart(); }
+  }
+
+  // Only the ticking cells move every second; the rest re-renders on updates.
+  function tick() {
+    if (board) renderQueues();
+    if (detail) { renderCalls(); renderAgents(); }
+    renderStatus();
+  }
+
+  function renderStatus() {
+    const lost = [boardLive, detailLive].map((l) => (!l.connected() && l.lostAt() !== null ? l.lostAt() : null)).filter((t) => t !== null);
+    const stale = lost.length > 0 && Date.now() - Math.min(...lost) > STALE_AFTER_MS;
+    body.classList.toggle('stale', stale);
+    $('status').hidden = !stale;
+    if (stale) $('status').textContent = `Reconnecting…${lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : ''}`;
+    $('clock').textContent = timeOfDay(serverNow());
+  }
+
+  function choose(name) {
+    definition = name;
+    for (const b of buttons) b.setAttribute('aria-pressed', String(b.dataset.definition === name));
+    if (history.replaceState) history.replaceState(null, '', `#${encodeURIComponent(name)}`);
+    render();
+  }
+  for (const b of buttons) b.addEventListener('click', () => choose(b.dataset.definition));
+  const fromHash = decodeURIComponent(location.hash.slice(1));
+  if (buttons.some((b) => b.dataset.definition === fromHash)) choose(fromHash);
+
+  const boardLive = follow('/ws', 'board', {
+    silentMs: SILENT_MS,
+    onStatus: () => renderStatus(),
+    onDocument: (doc) => {
+      board = doc;
+      if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
+      lastBoardAt = serverNow();
+      renderDefinitions();
+      renderQueues();
+    },
+  });
+  const detailLive = follow('/ws/supervisor', 'detail', {
+    onStatus: () => renderStatus(),
+    onDocument: (doc) => { detail = doc; render(); },
+  });
+
+  window.wallboard = { board: () => board, detail: () => detail, definition: () => definition };
+  setInterval(tick, 1000);
+  renderStatus();
+})();
