@@ -62,6 +62,13 @@ pub struct RawConfig {
     definitions: RawDefinitions,
     #[serde(default)]
     store: RawStore,
+    // Security sections: validated in `crate::security`.
+    #[serde(default)]
+    auth: crate::security::RawAuth,
+    #[serde(default)]
+    limits: crate::security::RawLimits,
+    #[serde(default)]
+    web: crate::security::RawWeb,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +153,8 @@ pub struct Config {
     pub default_definition: String,
     /// Days of events and finished calls the store keeps.
     pub retention_days: u32,
+    /// Tokens, limits and browser policy.
+    pub security: crate::security::Security,
 }
 
 impl Default for Config {
@@ -273,8 +282,10 @@ impl Config {
                 format!("must be between 1 and 3660 days, not {retention_days}"),
             ));
         }
+        let security = crate::security::Security::from_raw(raw.auth, raw.limits, raw.web)?;
         Ok(Config {
             retention_days,
+            security,
             engine: EngineSettings {
                 definitions,
                 figures,

@@ -10,6 +10,7 @@
 //!
 //! Around it:
 //! - [`config`]: the TOML configuration; [`classify`]: the offline command.
+//! - [`security`]: tokens, limits and the loopback-only default.
 //! - [`journal`]: the durable store (SQLite) the board is rebuilt from.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
 //!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
@@ -27,6 +28,7 @@ pub mod hub;
 pub mod journal;
 pub mod outcome;
 pub mod patch;
+pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;
