@@ -2,9 +2,16 @@
 //! - [`api`]: ingest, snapshot, health and metrics.
 //! - [`ws`]: the board's WebSocket.
 //! - [`pages`]: the server-rendered board; [`assets`]: its script and styles.
+//! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
+//!   [`headers`] (CSP, `Origin`) and [`limits`]; [`conn`] accepts connections.
 
 pub mod api;
 pub mod assets;
+pub mod auth;
+pub mod conn;
+pub mod guard;
+pub mod headers;
+pub mod limits;
 pub mod pages;
 pub mod ws;
 
@@ -34,9 +41,10 @@ pub struct AppState {
     pub shutdown: Signal,
 }
 
-/// The router with every route.
+/// The router with every route, hardened by [`guard::harden`].
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+    let body_bytes = state.config.security.limits.body_bytes;
+    let routes = Router::new()
         .route("/", get(pages::board))
         .route("/api/events", post(api::post_events))
         .route("/api/snapshot", get(api::snapshot))
@@ -44,8 +52,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(api::metrics))
         .route("/ws", get(ws::upgrade))
         .route("/static/{file}", get(assets::asset))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(body_bytes))
+        .with_state(state.clone());
+    guard::harden(routes, &state)
 }
 
 /// An error a client caused (4xx) or the server suffered (5xx).
