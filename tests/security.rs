@@ -641,6 +641,9 @@ async fn caller_numbers_stay_off_public_views() {
 
 // --- 6. Hostile input ---
 
+/// (name, body, expected `index`, expected `field`).
+type Hostile = (&'static str, Vec<u8>, Option<u64>, Option<&'static str>);
+
 /// The board once the accepted journey is published (one answered, one queued).
 async fn published(server: &Server) -> Value {
     for _ in 0..100 {
@@ -667,7 +670,7 @@ async fn hostile_input_changes_nothing() {
             .to_string();
     let long_id = "i".repeat(10_000);
     // (name, body, expected index, expected field); the valid event first proves nothing of a bad batch applies.
-    let hostile: Vec<(&str, Vec<u8>, Option<u64>, Option<&str>)> = vec![
+    let hostile: Vec<Hostile> = vec![
         (
             "truncated JSON",
             format!("{valid}\n{{\"type\":\"que").into_bytes(),
