@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use serde_json::{Value, json};
 use wallboard::engine::{Engine, EngineSettings};
 use wallboard::event::{Event, TYPE_NAMES};
@@ -175,4 +176,15 @@ proptest! {
             check_invariants(&engine)?;
         }
     }
+}
+
+#[test]
+fn the_generated_events_are_mostly_valid() {
+    // The engine property is only as good as the events that get past the parser.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = event_json();
+    let valid = (0..200)
+        .filter(|_| parse_one(&strategy.new_tree(&mut runner).unwrap().current()).is_some())
+        .count();
+    assert!(valid > 150, "only {valid} of 200 generated events parse");
 }
