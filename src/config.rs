@@ -65,6 +65,13 @@ pub struct RawConfig {
     /// `[[board]]` tables (see `board.rs`).
     #[serde(default)]
     board: Vec<crate::board::RawBoard>,
+    // Security sections: validated in `crate::security`.
+    #[serde(default)]
+    auth: crate::security::RawAuth,
+    #[serde(default)]
+    limits: crate::security::RawLimits,
+    #[serde(default)]
+    web: crate::security::RawWeb,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -151,6 +158,8 @@ pub struct Config {
     pub retention_days: u32,
     /// The TV boards (`[[board]]`), validated against the definitions.
     pub boards: crate::board::Boards,
+    /// Tokens, limits and browser policy.
+    pub security: crate::security::Security,
 }
 
 impl Default for Config {
@@ -279,9 +288,11 @@ impl Config {
             ));
         }
         let boards = crate::board::Boards::from_raw(raw.board, &definitions, &default_definition)?;
+        let security = crate::security::Security::from_raw(raw.auth, raw.limits, raw.web)?;
         Ok(Config {
             boards,
             retention_days,
+            security,
             engine: EngineSettings {
                 definitions,
                 figures,

@@ -41,13 +41,104 @@ pub enum Layout {
 
 /// Parses a whole batch; the first bad event rejects it.
 pub fn parse_batch(bytes: &[u8], layout: Layout) -> Result<Vec<Event>, FeedError> {
+    parse_batch_within(bytes, layout, BatchLimits::default())
+}
+
+/// Limits on one batch from a network client (files read offline have none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most events in the batch.
+    pub max_events: Option<usize>,
+    /// Deepest nesting of `[` and `{` within one event (the event's own object is 1).
+    pub max_depth: Option<usize>,
+}
+
+/// Parses a whole batch within `limits`; the first bad event rejects it.
+pub fn parse_batch_within(
+    bytes: &[u8],
+    layout: Layout,
+    limits: BatchLimits,
+) -> Result<Vec<Event>, FeedError> {
     let body = strip_bom(bytes);
     let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
-    match (layout, first) {
-        (_, None) => Ok(Vec::new()),
-        (Layout::Sniff, Some(b'[')) => parse_array(body),
-        _ => parse_lines(body),
+    let array = layout == Layout::Sniff && first == Some(b'[');
+    if limits != BatchLimits::default() {
+        check_shape(body, array, limits)?;
     }
+    let events = match first {
+        None => Vec::new(),
+        Some(_) if array => parse_array(body)?,
+        Some(_) => parse_lines(body)?,
+    };
+    match limits.max_events {
+        Some(max) if events.len() > max => Err(too_many(max, None)),
+        _ => Ok(events),
+    }
+}
+
+fn too_many(max: usize, line: Option<usize>) -> FeedError {
+    FeedError {
+        index: max,
+        line,
+        error: EventError {
+            field: None,
+            message: format!(
+                "the batch has more than {max} events (limits.max_events_per_batch); send it in parts"
+            ),
+        },
+    }
+}
+
+/// Before parsing, one scan of the brackets outside strings: rejects an event
+/// nested deeper than the limit, or a batch of too many events, cheaply.
+fn check_shape(body: &[u8], array: bool, limits: BatchLimits) -> Result<(), FeedError> {
+    let max_depth = limits.max_depth.unwrap_or(usize::MAX);
+    let max_events = limits.max_events.unwrap_or(usize::MAX);
+    let base = usize::from(array);
+    let (mut depth, mut index, mut line) = (0usize, 0usize, 1usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'\n' => line += 1,
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                if depth == base && index >= max_events {
+                    return Err(too_many(max_events, (!array).then_some(line)));
+                }
+                depth += 1;
+                if depth - base > max_depth {
+                    return Err(FeedError {
+                        index,
+                        line: (!array).then_some(line),
+                        error: EventError {
+                            field: None,
+                            message: format!(
+                                "nested deeper than {max_depth} levels (limits.max_json_depth)"
+                            ),
+                        },
+                    });
+                }
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                if !array && depth == 0 {
+                    index += 1;
+                }
+            }
+            b',' if array && depth == 1 => index += 1,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn strip_bom(bytes: &[u8]) -> &[u8] {
@@ -193,5 +284,29 @@ mod tests {
 
         let deep = "[".repeat(10_000);
         assert!(parse_batch(deep.as_bytes(), Layout::Sniff).is_err());
+    }
+
+    #[test]
+    fn limits_name_the_event() {
+        let limits = BatchLimits {
+            max_events: Some(2),
+            max_depth: Some(3),
+        };
+        let parse = |text: &str| parse_batch_within(text.as_bytes(), Layout::Sniff, limits);
+        let nested = A.replace("\"type\"", "\"x\":[{\"y\":\"[[[[\"}],\"type\"");
+        assert_eq!(parse(&format!("{A}\n{nested}")).unwrap().len(), 2);
+        let deep = A.replace("\"type\"", "\"x\":[[[1]]],\"type\"");
+        let err = parse(&format!("{A}\n{deep}")).unwrap_err();
+        assert_eq!((err.index, err.line), (1, Some(2)));
+        assert!(err.to_string().contains("limits.max_json_depth"), "{err}");
+        let err = parse(&format!("[{A},{A},{deep}]")).unwrap_err();
+        assert_eq!((err.index, err.line), (2, None));
+        assert!(
+            err.to_string().contains("limits.max_events_per_batch"),
+            "{err}"
+        );
+        let err = parse(&format!("[{A},{deep}]")).unwrap_err();
+        assert_eq!(err.index, 1);
+        assert!(parse_batch(format!("[{A},{A},{A}]").as_bytes(), Layout::Sniff).is_ok());
     }
 }

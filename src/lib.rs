@@ -12,6 +12,7 @@
 //! Around it:
 //! - [`config`]: the TOML configuration; [`board`]: the TV boards in it;
 //!   [`classify`]: the offline command.
+//! - [`security`]: tokens, limits and the loopback-only default.
 //! - [`journal`]: the durable store (SQLite) the board is rebuilt from;
 //!   [`replay`]: sends a recorded feed to a server.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
@@ -32,6 +33,7 @@ pub mod journal;
 pub mod outcome;
 pub mod patch;
 pub mod replay;
+pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;

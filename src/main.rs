@@ -39,6 +39,9 @@ enum Command {
         /// Where "now" comes from: the machine's clock or the latest event time.
         #[arg(long, value_enum, default_value = "wall")]
         clock: Clock,
+        /// Listen beyond loopback even though no tokens are configured (anyone may read and post).
+        #[arg(long)]
+        insecure_open: bool,
     },
     /// Send a recorded feed to a running server.
     Replay {
@@ -113,7 +116,15 @@ fn main() -> ExitCode {
             data_dir,
             demo,
             clock,
-        } => serve(config.as_ref(), listen, data_dir, demo, clock),
+            insecure_open,
+        } => serve(
+            config.as_ref(),
+            listen,
+            data_dir,
+            demo,
+            clock,
+            insecure_open,
+        ),
         Command::Classify {
             definitions,
             calls,
@@ -150,14 +161,18 @@ fn serve(
     data_dir: PathBuf,
     demo: bool,
     clock: Clock,
+    insecure_open: bool,
 ) -> anyhow::Result<()> {
     let config = load_config(config)?;
+    // Before opening anything: refuse an open board beyond loopback.
+    wallboard::security::check_exposure(listen, &config.security.auth, insecure_open)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let options = ServeOptions {
             clock,
             demo,
             data_dir: Some(data_dir),
+            insecure_open,
             ..ServeOptions::new(config)
         };
         // Rebuild from the store before listening: a board that answers is a complete one.

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::hub::{Clock, Hub, StoreSettings, WallClock, system_clock};
 use crate::journal::JournalError;
+use crate::security::{ExposureError, check_exposure};
 use crate::web::{self, AppState};
 use crate::{demo, shutdown};
 
@@ -27,6 +28,8 @@ pub struct ServeOptions {
     pub demo: bool,
     /// The store's directory; `None` keeps everything in memory only.
     pub data_dir: Option<PathBuf>,
+    /// Serve beyond loopback without tokens (`--insecure-open`).
+    pub insecure_open: bool,
 }
 
 impl ServeOptions {
@@ -38,6 +41,7 @@ impl ServeOptions {
             wall: system_clock(),
             demo: false,
             data_dir: None,
+            insecure_open: false,
         }
     }
 }
@@ -51,6 +55,21 @@ pub enum ServeError {
     /// Serving failed.
     #[error("serving: {0}")]
     Io(#[from] std::io::Error),
+    /// No tokens, and the listener is not on loopback.
+    #[error(transparent)]
+    Exposed(#[from] ExposureError),
+}
+
+/// Refuses a listener beyond loopback without tokens (unless `insecure_open`, with a warning).
+pub fn check_listener(listener: &TcpListener, options: &ServeOptions) -> Result<(), ServeError> {
+    let addr = listener.local_addr()?;
+    let auth = &options.config.security.auth;
+    if check_exposure(addr, auth, options.insecure_open)? {
+        tracing::warn!(
+            "serving {addr} without tokens (--insecure-open): anyone who can reach it can read the board and post events"
+        );
+    }
+    Ok(())
 }
 
 /// Opens the hub: from the store when there is one (rebuilding the board).
@@ -80,6 +99,7 @@ pub async fn run(
     options: ServeOptions,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    check_listener(&listener, &options)?;
     let opening = options.clone();
     let hub = tokio::task::spawn_blocking(move || open_hub(&opening))
         .await
@@ -94,6 +114,7 @@ pub async fn serve(
     options: ServeOptions,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    check_listener(&listener, &options)?;
     let (trigger, signal) = shutdown::channel();
     let state = Arc::new(AppState {
         hub: hub.clone(),
@@ -106,11 +127,13 @@ pub async fn serve(
     if options.demo {
         tokio::spawn(demo::run(hub.clone(), signal.clone()));
     }
-    let serve = axum::serve(listener, web::app(state)).with_graceful_shutdown(async move {
+    let limits = state.config.security.limits.clone();
+    let stop = async move {
         stop.await;
         trigger.trip();
-    });
-    let result = serve.await;
+    };
+    // Our own accept loop (not `axum::serve`): connection limits and a header read timeout.
+    let result = web::conn::serve(listener, web::app(state), &limits, stop).await;
     let _ = publisher.await;
     Ok(result?)
 }

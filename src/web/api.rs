@@ -40,12 +40,16 @@ pub async fn post_events(
     } else {
         Layout::Sniff
     };
+    let limits = feed::BatchLimits {
+        max_events: Some(app.config.security.limits.max_events_per_batch),
+        max_depth: Some(app.config.security.limits.max_json_depth),
+    };
     let parsed = if body.len() > PARSE_INLINE_BYTES {
-        tokio::task::spawn_blocking(move || feed::parse_batch(&body, layout))
+        tokio::task::spawn_blocking(move || feed::parse_batch_within(&body, layout, limits))
             .await
             .map_err(|e| WebError::Internal(e.to_string()))?
     } else {
-        feed::parse_batch(&body, layout)
+        feed::parse_batch_within(&body, layout, limits)
     };
     let events = parsed.inspect_err(|_| {
         app.hub

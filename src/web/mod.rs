@@ -3,9 +3,16 @@
 //! - [`ws`]: the board's WebSocket.
 //! - [`pages`]: the server-rendered boards and supervisor page; [`assets`]:
 //!   their scripts and styles.
+//! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
+//!   [`headers`] (CSP, `Origin`) and [`limits`]; [`conn`] accepts connections.
 
 pub mod api;
 pub mod assets;
+pub mod auth;
+pub mod conn;
+pub mod guard;
+pub mod headers;
+pub mod limits;
 pub mod pages;
 pub mod ws;
 
@@ -35,9 +42,10 @@ pub struct AppState {
     pub shutdown: Signal,
 }
 
-/// The router with every route.
+/// The router with every route, hardened by [`guard::harden`].
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
+    let body_bytes = state.config.security.limits.body_bytes;
+    let routes = Router::new()
         .route("/", get(pages::board))
         .route("/board/{name}", get(pages::named_board))
         .route("/api/events", post(api::post_events))
@@ -47,8 +55,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/static/{file}", get(assets::asset))
         .merge(supervisor_routes())
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(body_bytes))
+        .with_state(state.clone());
+    guard::harden(routes, &state)
 }
 
 /// The routes that carry caller numbers and agent names: for supervisors only

@@ -17,12 +17,8 @@ use crate::hub::{Feed, Hub};
 
 /// Clients send almost nothing: a small read buffer (tungstenite's default is 128 KiB).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
-/// Largest message a client may send; more closes the connection.
-const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024;
-/// How often an idle connection is pinged.
+/// How often an idle connection is pinged (more often when `limits.ws_ping_timeout_secs` is short).
 pub const PING_EVERY: Duration = Duration::from_secs(15);
-/// A peer silent for this long (no pong, no message) is dropped.
-pub const PEER_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Upgrades to the board's WebSocket.
 pub async fn upgrade(State(app): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
@@ -38,9 +34,11 @@ pub async fn upgrade_supervisor(
 }
 
 fn upgrade_to(ws: WebSocketUpgrade, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) -> Response {
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(MAX_CLIENT_MESSAGE_BYTES)
-        .max_frame_size(MAX_CLIENT_MESSAGE_BYTES)
+    // Largest message a client may send (`limits.ws_max_message_bytes`); more closes the connection.
+    let max_message = app.config.security.limits.ws_max_message_bytes;
+    ws.read_buffer_size(READ_BUFFER_BYTES.min(max_message))
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .on_upgrade(move |socket| serve(socket, app, feed))
 }
 
@@ -90,7 +88,9 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
         }
     });
 
-    let mut ping = tokio::time::interval(PING_EVERY);
+    // A peer silent for this long (no pong, no message) is dropped.
+    let peer_timeout = app.config.security.limits.ws_ping_timeout;
+    let mut ping = tokio::time::interval(PING_EVERY.min(peer_timeout / 3));
     ping.reset();
     let shutdown = app.shutdown.clone().wait();
     tokio::pin!(shutdown);
@@ -112,7 +112,7 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
             },
             _ = ping.tick() => {
                 let silent = last_heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-                if silent > PEER_TIMEOUT {
+                if silent > peer_timeout {
                     break;
                 }
                 Message::Ping(Default::default())

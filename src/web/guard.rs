@@ -1,0 +1,77 @@
+//! The security layers around every route, outermost first: security
+//! headers, the WebSocket `Origin` check, tokens and roles, the ingest rate,
+//! the body's size and time limits, and a handler's panic → 500. (A panic
+//! elsewhere ends only its connection's task.)
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use super::headers::{self, SecurityHeaders};
+use super::limits::{self, IngestRate};
+use super::{AppState, auth};
+
+/// Wraps `routes` in every security layer (a layer added later runs first).
+pub fn harden(routes: Router, state: &Arc<AppState>) -> Router {
+    let security = &state.config.security;
+    routes
+        .layer(CatchPanicLayer::custom(limits::panic_response))
+        .layer(from_fn_with_state(
+            Arc::new(security.limits.clone()),
+            limits::read_body,
+        ))
+        .layer(from_fn_with_state(
+            Arc::new(IngestRate::new(security.limits.ingest_rate_per_sec)),
+            limits::limit_ingest_rate,
+        ))
+        .layer(from_fn_with_state(state.clone(), auth::require_role))
+        .layer(from_fn_with_state(state.clone(), headers::check_origin))
+        .layer(from_fn_with_state(
+            Arc::new(SecurityHeaders::new(&security.web)),
+            headers::add_security_headers,
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::{Clock, Hub, system_clock};
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_server_carries_on() {
+        let config = Config::default();
+        let hub = Hub::in_memory(config.engine.clone(), Clock::Wall, system_clock());
+        let state = Arc::new(AppState {
+            hub: Arc::new(hub),
+            config: Arc::new(config),
+            shutdown: crate::shutdown::channel().1,
+        });
+        let routes = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }));
+        let app = harden(routes, &state);
+        let call = |path: &'static str| {
+            app.clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        };
+        let response = call("/boom").await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(response.headers().contains_key("content-security-policy"));
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        assert_eq!(&body[..], br#"{"error":"internal error"}"#);
+        assert_eq!(call("/fine").await.unwrap().status(), StatusCode::OK);
+    }
+}
