@@ -500,6 +500,37 @@ async fn the_page_shows_the_snapshot_figures() {
     assert_eq!(server.get("/static/nope.js").await.0, 404);
 }
 
+#[tokio::test]
+#[ignore = "bug: src/web/pages.rs Format::Percent uses {:.0} (ties to even): 12.5% renders \
+            \"12%\" on the server, \"13%\" once static/board.js (Math.round) takes over"]
+async fn the_page_rounds_percentages_like_the_live_script() {
+    let server = TestServer::start().await;
+    let mut events = Vec::new();
+    for i in 0..7 {
+        events.push(format!(
+            r#"{{"call":"ok-{i}","at":"2026-11-20T10:00:0{i}Z","type":"answered","agent":"amy"}}"#
+        ));
+        events.push(format!(
+            r#"{{"call":"ok-{i}","at":"2026-11-20T10:01:0{i}Z","type":"ended"}}"#
+        ));
+    }
+    events.push(r#"{"call":"gone","at":"2026-11-20T10:02:00Z","type":"ended"}"#.into());
+    server.post_ok(&events.join("\n")).await;
+    let board = server.snapshot_when(|s| sum(&s["outcomes"]) == 8).await;
+    assert_eq!(
+        board["definitions"]["reachable"]["abandon_rate"],
+        json!(0.125)
+    );
+
+    let (_, html) = server.get("/").await;
+    let tiles = tiles(&html);
+    let rate = tiles.iter().find(|t| t.0 == "abandon_rate").unwrap();
+    assert_eq!(
+        rate.3, "13%",
+        "1 of 8 is 12.5%, which Math.round shows as 13%"
+    );
+}
+
 // Health and metrics.
 
 #[tokio::test]
