@@ -180,12 +180,15 @@ async fn fill_day(dir: &Path) -> Timestamp {
 }
 
 fn main() {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
+    // WALLBOARD_BENCH=restart skips the ingest runs.
+    let only_restart = std::env::var("WALLBOARD_BENCH").is_ok_and(|v| v == "restart");
     runtime.block_on(async {
-        for posters in [1, 8] {
+        for posters in [1, 8].into_iter().filter(|_| !only_restart) {
             let mut rates = Vec::new();
             for run in 0..RUNS {
                 rates.push(ingest_rate(posters, run).await);
@@ -196,6 +199,24 @@ fn main() {
                 rates.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
             );
         }
+
+        // Where restart time goes: parsing stored lines, and the engine itself.
+        let start: Timestamp = "2026-11-20T06:00:00Z".parse().unwrap();
+        let day: Vec<Event> = (0..DAY_CALLS).flat_map(|n| call_events(n, start + SignedDuration::from_millis(576 * n as i64))).collect();
+        let lines: Vec<String> = day.iter().map(Event::to_json_line).collect();
+        let began = Instant::now();
+        for line in &lines {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            std::hint::black_box(Event::from_json(&value).unwrap());
+        }
+        println!("parse {} stored events: {:.2?}", lines.len(), began.elapsed());
+        let settings = Arc::new(wallboard::engine::EngineSettings { feed_clock: true, ..Config::default().engine });
+        let mut engine = wallboard::engine::Engine::new(settings, Timestamp::UNIX_EPOCH);
+        let began = Instant::now();
+        for chunk in day.chunks(1000) {
+            engine.ingest(chunk.to_vec());
+        }
+        println!("engine ingest of {} events: {:.2?}", day.len(), began.elapsed());
 
         let dir = temp_dir("restart");
         let filling = Instant::now();

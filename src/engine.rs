@@ -173,7 +173,10 @@ pub struct Engine {
     live_queues: BTreeMap<String, LiveTally>,
     late_events: u64,
     expired_calls: u64,
-    ids_pruned_before: Timestamp,
+    /// Today, cached with its bounds (see [`Engine::turn_day`]).
+    today: Date,
+    day_start: Timestamp,
+    next_day_start: Timestamp,
     /// Calls whose count changed since [`Engine::take_changed`] was last called.
     changed: HashMap<Arc<str>, Counted>,
 }
@@ -181,6 +184,9 @@ pub struct Engine {
 impl Engine {
     /// An empty site at `now`.
     pub fn new(settings: Arc<EngineSettings>, now: Timestamp) -> Engine {
+        let today = settings.day.day_of(now);
+        let day_start = settings.day.start_of(today);
+        let next_day_start = settings.day.next_start(now);
         Engine {
             settings,
             now,
@@ -198,7 +204,9 @@ impl Engine {
             live_queues: BTreeMap::new(),
             late_events: 0,
             expired_calls: 0,
-            ids_pruned_before: now,
+            today,
+            day_start,
+            next_day_start,
             changed: HashMap::new(),
         }
     }
@@ -252,7 +260,7 @@ impl Engine {
         self.age_window();
         self.expire_stale();
         self.retire_finished();
-        self.prune_days();
+        self.turn_day();
     }
 
     fn set_agent_status(&mut self, at: Timestamp, kind: EventKind) {
@@ -389,8 +397,7 @@ impl Engine {
         match self.settings.keep_days {
             None => true,
             Some(keep) => {
-                let today = self.settings.day.day_of(self.now);
-                today
+                self.today
                     .checked_sub(jiff::Span::new().days(i64::from(keep)))
                     .is_ok_and(|oldest| day >= oldest)
             }
@@ -452,24 +459,29 @@ impl Engine {
         }
     }
 
-    fn prune_days(&mut self) {
+    /// Follows the day: when `now` leaves the cached day, finds the new one
+    /// and forgets days, retired calls and ids past keeping. Cheap otherwise,
+    /// since a feed clock advances on nearly every event.
+    fn turn_day(&mut self) {
+        if (self.day_start..self.next_day_start).contains(&self.now) {
+            return;
+        }
+        let rule = &self.settings.day;
+        self.today = rule.day_of(self.now);
+        self.day_start = rule.start_of(self.today);
+        self.next_day_start = rule.next_start(self.now);
         let Some(keep) = self.settings.keep_days else {
             return;
         };
-        let today = self.settings.day.day_of(self.now);
-        let Ok(oldest) = today.checked_sub(jiff::Span::new().days(i64::from(keep))) else {
+        let Ok(oldest) = self.today.checked_sub(jiff::Span::new().days(i64::from(keep))) else {
             return;
         };
         self.days.retain(|day, _| *day >= oldest);
-        let horizon = self.settings.day.start_of(oldest);
-        self.retired
-            .retain(|_, finished_at| *finished_at >= horizon);
-        // Ids are pruned at most hourly: an id older than the kept days can only
-        // repeat an event that would now be late, which changes no box anyway.
-        if self.now.duration_since(self.ids_pruned_before) > SignedDuration::from_hours(1) {
-            self.seen_ids.retain(|_, at| *at >= horizon);
-            self.ids_pruned_before = self.now;
-        }
+        // An id or retired call older than the kept days can only repeat or
+        // extend a call whose events would now be late: no box could change.
+        let horizon = rule.start_of(oldest);
+        self.retired.retain(|_, finished_at| *finished_at >= horizon);
+        self.seen_ids.retain(|_, at| *at >= horizon);
     }
 
     /// How a call finished at `finished_at` with `verdict` counts.
@@ -479,7 +491,7 @@ impl Engine {
 
     /// Today's site day.
     pub fn today(&self) -> Date {
-        self.settings.day.day_of(self.now)
+        self.today
     }
 
     /// The tallies of a day, if it is kept.

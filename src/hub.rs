@@ -241,13 +241,15 @@ impl Hub {
         let mut engine = Engine::new(settings.clone(), Timestamp::UNIX_EPOCH);
         let replayed = rebuild(&mut engine, &journal, now)?;
         engine.advance(now);
+        let replay_time = started.elapsed();
         let changed = owned(engine.take_changed());
         journal.record_finished(&changed)?;
+        let record_time = started.elapsed() - replay_time;
         let ledger = today_ledger(&engine, &journal)?;
         tracing::info!(
             events = replayed,
             calls = engine.calls_in_memory(),
-            "rebuilt the board from {} in {:.2?}",
+            "rebuilt the board from {} in {:.2?} (replay {replay_time:.2?}, finished calls {record_time:.2?})",
             store.dir.display(),
             started.elapsed()
         );

@@ -254,7 +254,7 @@ mod tests {
 
     #[test]
     fn routes_need_roles() {
-        let public = |name: &str| name == "lobby";
+        let public = |name: &str| name == "lobby" || name.is_empty();
         let get = Method::GET;
         let table = [
             ("/healthz", Need::Open),
@@ -275,6 +275,8 @@ mod tests {
         for (path, need) in table {
             assert_eq!(required(&get, path, public), need, "{path}");
         }
+        let nothing_public = |_: &str| false;
+        assert_eq!(required(&get, "/", nothing_public), Need::Supervisor);
         assert!(allows(Role::Supervisor, &Need::Viewer));
         assert!(!allows(Role::Supervisor, &Need::Ingest));
         assert!(!allows(Role::Viewer, &Need::Supervisor));
