@@ -128,7 +128,8 @@ impl Format {
         };
         match self {
             Format::Count => format!("{}", n.round() as i64),
-            Format::Percent => format!("{:.0}%", n * 100.0),
+            // Half away from zero, as the live script's Math.round does for ratios.
+            Format::Percent => format!("{}%", (n * 100.0).round()),
             Format::Secs | Format::Since => clock(n),
         }
     }

@@ -169,39 +169,37 @@ impl Call {
 
 /// Runs the live-state machine over a sorted, unfinished history.
 fn live_state(history: &[HistoryEvent]) -> Live {
-    let first_at = history.first().map_or(Timestamp::UNIX_EPOCH, |e| e.at);
-    let mut live = Live {
-        state: LiveState::InIvr,
-        queue: None,
-        since: first_at,
-        agent: None,
-    };
+    // Fold with borrowed names; own them once at the end (this runs on every event).
+    let mut state = LiveState::InIvr;
+    let mut since = history.first().map_or(Timestamp::UNIX_EPOCH, |e| e.at);
+    let mut queue: Option<&str> = None;
+    let mut agent: Option<&str> = None;
     for event in history {
-        let (state, agent) = match &event.kind {
+        let (next, next_agent) = match &event.kind {
             EventKind::CallStarted { .. }
             | EventKind::IvrStarted { .. }
             | EventKind::IvrInput { .. }
             | EventKind::Closed
             | EventKind::SelfServed { .. } => continue,
-            EventKind::Queued { queue } => {
-                live.queue = Some(queue.clone());
+            EventKind::Queued { queue: q } => {
+                queue = Some(q);
                 (LiveState::Queued, None)
             }
-            EventKind::Offered { agent, .. } => match live.state {
-                LiveState::Queued => (LiveState::Queued, Some(agent.clone())),
-                _ => (LiveState::Ringing, Some(agent.clone())),
+            EventKind::Offered { agent: a, .. } => match state {
+                LiveState::Queued => (LiveState::Queued, Some(a.as_str())),
+                _ => (LiveState::Ringing, Some(a.as_str())),
             },
-            EventKind::Declined { .. } => match live.state {
+            EventKind::Declined { .. } => match state {
                 LiveState::Queued | LiveState::Ringing => continue,
                 _ => (LiveState::Other, None),
             },
-            EventKind::Answered { agent } => (LiveState::Talking, Some(agent.clone())),
+            EventKind::Answered { agent: a } => (LiveState::Talking, Some(a.as_str())),
             EventKind::Transferred { to_queue, to_agent } => match (to_queue, to_agent) {
-                (Some(queue), _) => {
-                    live.queue = Some(queue.clone());
+                (Some(q), _) => {
+                    queue = Some(q);
                     (LiveState::Queued, None)
                 }
-                (None, Some(agent)) => (LiveState::Ringing, Some(agent.clone())),
+                (None, Some(a)) => (LiveState::Ringing, Some(a.as_str())),
                 (None, None) => (LiveState::Other, None),
             },
             EventKind::TimedOut { .. }
@@ -222,13 +220,18 @@ fn live_state(history: &[HistoryEvent]) -> Live {
                     ..
                 }
         );
-        if state != live.state || entered_queue {
-            live.since = event.at;
+        if next != state || entered_queue {
+            since = event.at;
         }
-        live.state = state;
-        live.agent = agent;
+        state = next;
+        agent = next_agent;
     }
-    live
+    Live {
+        state,
+        queue: queue.map(str::to_owned),
+        since,
+        agent: agent.map(str::to_owned),
+    }
 }
 
 #[cfg(test)]

@@ -302,6 +302,7 @@ impl Config {
                 stale_after: Some(stale_after),
                 keep_days: Some(2),
                 feed_clock: false,
+                dedupe_ids: true,
             },
             default_definition,
         })

@@ -2,7 +2,11 @@
 //! days, rolling window and queues, kept exact under out-of-order, late and
 //! duplicate events. Time comes in as a value; nothing here knows a clock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Call and event ids are hashed on every event: a fast hasher pays; they come
+// from authenticated sources, and a flood of colliding ids costs only speed.
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use jiff::civil::Date;
@@ -34,6 +38,9 @@ pub struct EngineSettings {
     pub keep_days: Option<u32>,
     /// "Now" follows the latest event time seen (replays) instead of being set from outside.
     pub feed_clock: bool,
+    /// Ignore events whose id was seen before. Off when a store in front
+    /// already refuses repeated ids (its unique index remembers them longer).
+    pub dedupe_ids: bool,
 }
 
 impl Default for EngineSettings {
@@ -47,19 +54,34 @@ impl Default for EngineSettings {
             stale_after: Some(SignedDuration::from_hours(4)),
             keep_days: Some(2),
             feed_clock: false,
+            dedupe_ids: true,
         }
     }
 }
 
+/// Most events one call keeps. Every event re-classifies its call from its
+/// history, so this bounds the work (and memory) one call can cause; real
+/// calls, even long ring-all ones, stay far below it.
+pub const MAX_CALL_EVENTS: usize = 2_000;
+
 /// What happened to a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IngestReport {
-    /// Events taken in (late ones included).
+    /// Events taken in (late ones and ones for full calls included).
     pub accepted: u64,
     /// Events ignored because their id was seen before.
     pub duplicates: u64,
     /// Events for calls finished longer than the late window ago.
     pub late: u64,
+    /// Events for a call that already holds [`MAX_CALL_EVENTS`].
+    pub call_full: u64,
+}
+
+/// What became of one call event.
+enum Taken {
+    Applied,
+    Late,
+    CallFull,
 }
 
 /// A finished call as the tallies count it.
@@ -146,11 +168,15 @@ pub struct AgentEntry {
 }
 
 struct CallEntry {
+    /// The map's own key, shared with the indexes.
+    key: Arc<str>,
     call: Call,
     counted: Option<Counted>,
     live: Option<Live>,
     /// The time under which it sits in `live_by_last_event`, while live.
     indexed_last_at: Option<Timestamp>,
+    /// Whether the log was told this call is full.
+    warned_full: bool,
     first_arrival: u64,
 }
 
@@ -172,6 +198,7 @@ pub struct Engine {
     live: LiveTally,
     live_queues: BTreeMap<String, LiveTally>,
     late_events: u64,
+    refused_call_full: u64,
     expired_calls: u64,
     /// Today, cached with its bounds (see [`Engine::turn_day`]).
     today: Date,
@@ -191,9 +218,9 @@ impl Engine {
             settings,
             now,
             arrivals: 0,
-            calls: HashMap::new(),
-            retired: HashMap::new(),
-            seen_ids: HashMap::new(),
+            calls: HashMap::default(),
+            retired: HashMap::default(),
+            seen_ids: HashMap::default(),
             agents: BTreeMap::new(),
             days: BTreeMap::new(),
             window: Scope::default(),
@@ -203,11 +230,12 @@ impl Engine {
             live: LiveTally::default(),
             live_queues: BTreeMap::new(),
             late_events: 0,
+            refused_call_full: 0,
             expired_calls: 0,
             today,
             day_start,
             next_day_start,
-            changed: HashMap::new(),
+            changed: HashMap::default(),
         }
     }
 
@@ -225,7 +253,7 @@ impl Engine {
     pub fn ingest(&mut self, events: Vec<Event>) -> IngestReport {
         let mut report = IngestReport::default();
         for event in events {
-            if let Some(id) = &event.id {
+            if let Some(id) = event.id.as_ref().filter(|_| self.settings.dedupe_ids) {
                 if self.seen_ids.contains_key(id.as_str()) {
                     report.duplicates += 1;
                     continue;
@@ -239,14 +267,15 @@ impl Engine {
             self.arrivals += 1;
             match event.call {
                 None => self.set_agent_status(event.at, event.kind),
-                Some(call) => {
-                    if !self.add_call_event(call, event.at, event.kind) {
-                        report.late += 1;
-                    }
-                }
+                Some(call) => match self.add_call_event(call, event.at, event.kind) {
+                    Taken::Applied => {}
+                    Taken::Late => report.late += 1,
+                    Taken::CallFull => report.call_full += 1,
+                },
             }
         }
         self.late_events += report.late;
+        self.refused_call_full += report.call_full;
         report
     }
 
@@ -293,10 +322,11 @@ impl Engine {
         }
     }
 
-    /// Adds an event to its call and recounts the call; false if it came too late to count.
-    fn add_call_event(&mut self, call: String, at: Timestamp, kind: EventKind) -> bool {
+    /// Adds an event to its call and recounts the call, unless it came too
+    /// late to count or the call is full.
+    fn add_call_event(&mut self, call: String, at: Timestamp, kind: EventKind) -> Taken {
         if self.retired.contains_key(call.as_str()) {
-            return false;
+            return Taken::Late;
         }
         if let (Some(late_window), Some(entry)) =
             (self.settings.late_window, self.calls.get(call.as_str()))
@@ -305,23 +335,40 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|c| c.finished_at < self.now - late_window)
         {
-            return false;
+            return Taken::Late;
         }
-        let key: Arc<str> = match self.calls.get_key_value(call.as_str()) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(call),
-        };
         let arrival = self.arrivals;
-        let entry = self.calls.entry(key.clone()).or_insert_with(|| CallEntry {
-            call: Call::default(),
-            counted: None,
-            live: None,
-            indexed_last_at: None,
-            first_arrival: arrival,
-        });
-        entry.call.insert(HistoryEvent { at, arrival, kind });
+        let event = HistoryEvent { at, arrival, kind };
+        let key = match self.calls.get_mut(call.as_str()) {
+            Some(entry) if entry.call.history().len() >= MAX_CALL_EVENTS => {
+                if !entry.warned_full {
+                    entry.warned_full = true;
+                    tracing::warn!(call = %entry.key, "call holds {MAX_CALL_EVENTS} events; ignoring more");
+                }
+                return Taken::CallFull;
+            }
+            Some(entry) => {
+                entry.call.insert(event);
+                entry.key.clone()
+            }
+            None => {
+                let key: Arc<str> = Arc::from(call);
+                let mut entry = CallEntry {
+                    key: key.clone(),
+                    call: Call::default(),
+                    counted: None,
+                    live: None,
+                    indexed_last_at: None,
+                    warned_full: false,
+                    first_arrival: arrival,
+                };
+                entry.call.insert(event);
+                self.calls.insert(key.clone(), entry);
+                key
+            }
+        };
         self.recount(&key);
-        true
+        Taken::Applied
     }
 
     /// Replaces what a call adds to the tallies with what it adds now.
@@ -349,15 +396,21 @@ impl Engine {
                 self.count(key, new, 1);
             }
         }
-        if let Some(old) = &old_live {
-            self.count_live(key, old, -1);
+        if old_live != live {
+            if let Some(old) = &old_live {
+                self.count_live(key, old, -1);
+            }
+            if let Some(new) = &live {
+                self.count_live(key, new, 1);
+            }
         }
-        if let Some(old_at) = old_indexed {
-            self.live_by_last_event.remove(&(old_at, key.clone()));
-        }
-        if let Some(new) = &live {
-            self.count_live(key, new, 1);
-            self.live_by_last_event.insert((last_at, key.clone()));
+        if old_indexed != live.as_ref().map(|_| last_at) {
+            if let Some(old_at) = old_indexed {
+                self.live_by_last_event.remove(&(old_at, key.clone()));
+            }
+            if live.is_some() {
+                self.live_by_last_event.insert((last_at, key.clone()));
+            }
         }
     }
 
@@ -396,11 +449,10 @@ impl Engine {
     fn keeps_day(&self, day: Date) -> bool {
         match self.settings.keep_days {
             None => true,
-            Some(keep) => {
-                self.today
-                    .checked_sub(jiff::Span::new().days(i64::from(keep)))
-                    .is_ok_and(|oldest| day >= oldest)
-            }
+            Some(keep) => self
+                .today
+                .checked_sub(jiff::Span::new().days(i64::from(keep)))
+                .is_ok_and(|oldest| day >= oldest),
         }
     }
 
@@ -473,14 +525,18 @@ impl Engine {
         let Some(keep) = self.settings.keep_days else {
             return;
         };
-        let Ok(oldest) = self.today.checked_sub(jiff::Span::new().days(i64::from(keep))) else {
+        let Ok(oldest) = self
+            .today
+            .checked_sub(jiff::Span::new().days(i64::from(keep)))
+        else {
             return;
         };
         self.days.retain(|day, _| *day >= oldest);
         // An id or retired call older than the kept days can only repeat or
         // extend a call whose events would now be late: no box could change.
         let horizon = rule.start_of(oldest);
-        self.retired.retain(|_, finished_at| *finished_at >= horizon);
+        self.retired
+            .retain(|_, finished_at| *finished_at >= horizon);
         self.seen_ids.retain(|_, at| *at >= horizon);
     }
 
@@ -527,6 +583,11 @@ impl Engine {
     /// Events that arrived after their call's late window.
     pub fn late_events(&self) -> u64 {
         self.late_events
+    }
+
+    /// Events refused because their call was full.
+    pub fn refused_call_full(&self) -> u64 {
+        self.refused_call_full
     }
 
     /// Calls expired as stale so far.
@@ -802,6 +863,24 @@ mod tests {
         e.advance(ts("2026-11-20T10:30:10Z"));
         assert_eq!(e.window().all.calls(), 0);
         assert_eq!(day_calls(&e, e.today()), 2);
+    }
+
+    #[test]
+    fn a_call_holds_a_bounded_number_of_events() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T09:00:00Z");
+        let start = ts("2026-11-20T09:00:00Z");
+        let events: Vec<Event> = (0..MAX_CALL_EVENTS + 10)
+            .map(|i| Event {
+                id: None,
+                call: Some("long".into()),
+                at: start + SignedDuration::from_millis(i as i64),
+                kind: K::IvrInput { digits: None },
+            })
+            .collect();
+        let r = e.ingest(events);
+        assert_eq!((r.accepted, r.call_full), (MAX_CALL_EVENTS as u64 + 10, 10));
+        assert_eq!(e.history("long").unwrap().len(), MAX_CALL_EVENTS);
+        assert_eq!(e.refused_call_full(), 10);
     }
 
     #[test]

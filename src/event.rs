@@ -1,6 +1,8 @@
 //! One input event, as `spec/events.md` defines it, and its field-checked parser.
 
 use jiff::Timestamp;
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -253,16 +255,17 @@ impl Event {
                 message: format!("an event must be a JSON object, not {}", json_kind(value)),
             });
         };
-        let fields = Fields(obj);
-        let type_name = fields.required_str("type", MAX_TEXT_BYTES)?;
-        let at = fields.timestamp("at")?;
-        let id = fields.optional_id("id")?;
-        let kind = fields.kind(type_name)?;
-        let call = match kind {
-            EventKind::AgentStatus { .. } => fields.optional_id("call")?,
-            _ => Some(fields.id("call")?),
-        };
-        Ok(Event { id, call, at, kind })
+        Fields(obj).event()
+    }
+
+    /// Reads a line this program stored ([`Event::to_json_line`]): the same
+    /// rules as [`Event::from_json`], without building a JSON tree first.
+    pub fn from_stored(line: &str) -> Result<Event, EventError> {
+        let fields: Stored<'_> = serde_json::from_str(line).map_err(|e| EventError {
+            field: None,
+            message: format!("invalid stored event: {e}"),
+        })?;
+        fields.event()
     }
 
     /// The event as one line of canonical JSON (for journals and replays).
@@ -283,26 +286,24 @@ pub fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// Typed access to an event's fields with errors that name the field.
-struct Fields<'a>(&'a Map<String, Value>);
-
-impl Fields<'_> {
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).filter(|v| !v.is_null())
-    }
+/// Where an event's fields come from: a parsed JSON object (input, checked
+/// field by field) or a stored line (our own output, read straight into a
+/// struct). The rules of which fields each type has are written once, below.
+trait FieldSource {
+    /// A string field; `None` when absent or null.
+    fn raw_str(&self, name: &str) -> Result<Option<&str>, EventError>;
+    /// A boolean field; `None` when absent or null.
+    fn raw_bool(&self, name: &str) -> Result<Option<bool>, EventError>;
+    /// A list of strings; `None` when absent or null.
+    fn raw_list(&self, name: &str) -> Result<Option<Vec<&str>>, EventError>;
 
     fn optional_str(&self, name: &str, max: usize) -> Result<Option<&str>, EventError> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(s)) if s.len() > max => Err(EventError::field(
+        match self.raw_str(name)? {
+            Some(s) if s.len() > max => Err(EventError::field(
                 name,
                 format!("is {} bytes long; at most {max} are allowed", s.len()),
             )),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(EventError::field(
-                name,
-                format!("must be a string, not {}", json_kind(other)),
-            )),
+            other => Ok(other),
         }
     }
 
@@ -344,14 +345,7 @@ impl Fields<'_> {
     }
 
     fn bool(&self, name: &str) -> Result<bool, EventError> {
-        match self.get(name) {
-            None => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(EventError::field(
-                name,
-                format!("must be true or false, not {}", json_kind(other)),
-            )),
-        }
+        Ok(self.raw_bool(name)?.unwrap_or(false))
     }
 
     /// An optional string that must be one of `choices`.
@@ -372,15 +366,8 @@ impl Fields<'_> {
     }
 
     fn queues(&self, name: &str) -> Result<Option<Vec<String>>, EventError> {
-        let items = match self.get(name) {
-            None => return Ok(None),
-            Some(Value::Array(items)) => items,
-            Some(other) => {
-                return Err(EventError::field(
-                    name,
-                    format!("must be a list of strings, not {}", json_kind(other)),
-                ));
-            }
+        let Some(items) = self.raw_list(name)? else {
+            return Ok(None);
         };
         if items.len() > MAX_AGENT_QUEUES {
             return Err(EventError::field(
@@ -391,15 +378,31 @@ impl Fields<'_> {
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| match item {
-                Value::String(s) if !s.is_empty() && s.len() <= MAX_TEXT_BYTES => Ok(s.clone()),
-                _ => Err(EventError::field(
-                    &format!("{name}[{i}]"),
-                    "must be a non-empty string",
-                )),
+            .map(|(i, item)| {
+                if !item.is_empty() && item.len() <= MAX_TEXT_BYTES {
+                    Ok((*item).to_owned())
+                } else {
+                    Err(EventError::field(
+                        &format!("{name}[{i}]"),
+                        "must be a non-empty string",
+                    ))
+                }
             })
             .collect::<Result<_, _>>()
             .map(Some)
+    }
+
+    /// The whole event.
+    fn event(&self) -> Result<Event, EventError> {
+        let type_name = self.required_str("type", MAX_TEXT_BYTES)?;
+        let at = self.timestamp("at")?;
+        let id = self.optional_id("id")?;
+        let kind = self.kind(type_name)?;
+        let call = match kind {
+            EventKind::AgentStatus { .. } => self.optional_id("call")?,
+            _ => Some(self.id("call")?),
+        };
+        Ok(Event { id, call, at, kind })
     }
 
     fn kind(&self, type_name: &str) -> Result<EventKind, EventError> {
@@ -485,6 +488,138 @@ impl Fields<'_> {
     }
 }
 
+/// The fields of a parsed JSON object.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl FieldSource for Fields<'_> {
+    fn raw_str(&self, name: &str) -> Result<Option<&str>, EventError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(EventError::field(
+                name,
+                format!("must be a string, not {}", json_kind(other)),
+            )),
+        }
+    }
+
+    fn raw_bool(&self, name: &str) -> Result<Option<bool>, EventError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(EventError::field(
+                name,
+                format!("must be true or false, not {}", json_kind(other)),
+            )),
+        }
+    }
+
+    fn raw_list(&self, name: &str) -> Result<Option<Vec<&str>>, EventError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    item.as_str().ok_or_else(|| {
+                        EventError::field(&format!("{name}[{i}]"), "must be a non-empty string")
+                    })
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(other) => Err(EventError::field(
+                name,
+                format!("must be a list of strings, not {}", json_kind(other)),
+            )),
+        }
+    }
+}
+
+/// A stored line read straight into its fields (borrowed where unescaped).
+#[derive(serde::Deserialize)]
+struct Stored<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    call: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    at: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    direction: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    channel: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    line: Option<Cow<'a, str>>,
+    dialer: Option<bool>,
+    #[serde(borrow)]
+    menu: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    digits: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    how: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    queue: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to_queue: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to_agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    by: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    queues: Option<Vec<Cow<'a, str>>>,
+}
+
+impl FieldSource for Stored<'_> {
+    fn raw_str(&self, name: &str) -> Result<Option<&str>, EventError> {
+        let field = match name {
+            "type" => &self.kind,
+            "id" => &self.id,
+            "call" => &self.call,
+            "at" => &self.at,
+            "direction" => &self.direction,
+            "channel" => &self.channel,
+            "from" => &self.from,
+            "to" => &self.to,
+            "line" => &self.line,
+            "menu" => &self.menu,
+            "digits" => &self.digits,
+            "how" => &self.how,
+            "queue" => &self.queue,
+            "agent" => &self.agent,
+            "to_queue" => &self.to_queue,
+            "to_agent" => &self.to_agent,
+            "by" => &self.by,
+            "status" => &self.status,
+            _ => return Ok(None),
+        };
+        Ok(field.as_deref())
+    }
+
+    fn raw_bool(&self, name: &str) -> Result<Option<bool>, EventError> {
+        Ok(if name == "dialer" { self.dialer } else { None })
+    }
+
+    fn raw_list(&self, name: &str) -> Result<Option<Vec<&str>>, EventError> {
+        Ok(match name {
+            "queues" => self
+                .queues
+                .as_ref()
+                .map(|q| q.iter().map(|s| &**s).collect()),
+            _ => None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,9 +653,31 @@ mod tests {
         for line in lines {
             let event = parse(line.clone()).unwrap_or_else(|e| panic!("{line}: {e}"));
             assert_eq!(event.kind.type_name(), line["type"]);
-            let again: Value = serde_json::from_str(&event.to_json_line()).unwrap();
+            let line = event.to_json_line();
+            let again: Value = serde_json::from_str(&line).unwrap();
             assert_eq!(parse(again).unwrap(), event);
+            assert_eq!(Event::from_stored(&line).unwrap(), event, "{line}");
         }
+    }
+
+    #[test]
+    fn stored_lines_follow_the_same_rules() {
+        let escaped =
+            r#"{"type":"queued","call":"c\"1","at":"2026-11-20T09:00:00Z","queue":"caf\u00e9"}"#;
+        let e = Event::from_stored(escaped).unwrap();
+        assert_eq!(e.call.as_deref(), Some("c\"1"));
+        assert_eq!(
+            e.kind,
+            EventKind::Queued {
+                queue: "café".into()
+            }
+        );
+        let missing = r#"{"type":"queued","call":"c","at":"2026-11-20T09:00:00Z"}"#;
+        assert_eq!(
+            Event::from_stored(missing).unwrap_err().field.as_deref(),
+            Some("queue")
+        );
+        assert!(Event::from_stored("{").is_err());
     }
 
     #[test]

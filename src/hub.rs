@@ -237,15 +237,31 @@ impl Hub {
         let mut journal = Journal::open(&store.dir)?;
         let started = std::time::Instant::now();
         let now = start_time(clock, &wall, journal.latest_time()?);
-        let settings = Arc::new(with_clock(settings, clock));
+        let settings = Arc::new(EngineSettings {
+            dedupe_ids: false,
+            ..with_clock(settings, clock)
+        });
         let mut engine = Engine::new(settings.clone(), Timestamp::UNIX_EPOCH);
-        let replayed = rebuild(&mut engine, &journal, now)?;
+        let rebuilt = rebuild(&mut engine, &journal, &store.dir, now)?;
+        let replayed = rebuilt.events;
         engine.advance(now);
         let replay_time = started.elapsed();
-        let changed = owned(engine.take_changed());
+        // Every finished call the replay saw is in the change log: today's
+        // make the supervisor's ledger. Rows up to the watermark were recorded
+        // before; heal only what came after it, and expiries, which no event marks.
+        let mut ledger = Ledger::default();
+        ledger.roll(engine.today());
+        let changed: Vec<(String, Counted)> = owned(engine.take_changed())
+            .into_iter()
+            .inspect(|(call, counted)| ledger.record(call, counted))
+            .filter(|(call, c)| {
+                rebuilt.touched.contains(call)
+                    || c.verdict.outcome == crate::outcome::Outcome::Expired
+            })
+            .collect();
+        ledger.update(&engine);
         journal.record_finished(&changed)?;
         let record_time = started.elapsed() - replay_time;
-        let ledger = today_ledger(&engine, &journal)?;
         tracing::info!(
             events = replayed,
             calls = engine.calls_in_memory(),
@@ -450,22 +466,26 @@ fn owned(changed: Vec<(Arc<str>, Counted)>) -> Vec<(String, Counted)> {
         .collect()
 }
 
-/// Today's finished calls as the store recorded them, then as the engine holds them.
-fn today_ledger(engine: &Engine, journal: &Journal) -> Result<Ledger, JournalError> {
-    let mut ledger = Ledger::default();
-    ledger.roll(engine.today());
-    for row in journal.finished_on(engine.today())? {
-        let counted = engine.count_of(row.finished_at, row.verdict);
-        ledger.record(&row.call, &counted);
-    }
-    ledger.update(engine);
-    Ok(ledger)
+/// Events parsed per chunk handed from the reading thread to the engine.
+const REPLAY_CHUNK: usize = 4096;
+
+/// What a rebuild did: events replayed, and the calls that events after the
+/// derived-rows watermark touched (their past-day rows may be missing).
+struct Rebuilt {
+    events: u64,
+    touched: std::collections::HashSet<String>,
 }
 
 /// Replays into `engine` every call that can still matter at `now`: those
 /// active since before today began, the rolling window and the late window
-/// opened, less `stale_after` (an unfinished call may be that quiet).
-fn rebuild(engine: &mut Engine, journal: &Journal, now: Timestamp) -> Result<u64, JournalError> {
+/// opened, less `stale_after` (an unfinished call may be that quiet). A second
+/// thread reads and parses the store while this one feeds the engine.
+fn rebuild(
+    engine: &mut Engine,
+    journal: &Journal,
+    dir: &std::path::Path,
+    now: Timestamp,
+) -> Result<Rebuilt, JournalError> {
     let s = engine.settings().clone();
     let reach_back = [s.window, s.late_window.unwrap_or_default()]
         .into_iter()
@@ -475,24 +495,61 @@ fn rebuild(engine: &mut Engine, journal: &Journal, now: Timestamp) -> Result<u64
     let horizon = today_start.min(now - reach_back)
         - s.stale_after.unwrap_or_default()
         - SignedDuration::from_hours(1);
+    let watermark = journal.derived_through()?;
     engine.ingest(journal.agents()?);
-    let mut replayed = 0u64;
-    let mut pending: Vec<Event> = Vec::new();
-    let mut pending_at = Timestamp::UNIX_EPOCH;
-    journal.replay_since(horizon, |received, event| {
-        if received != pending_at && !pending.is_empty() {
-            engine.advance(pending_at);
-            engine.ingest(std::mem::take(&mut pending));
+    let mut rebuilt = Rebuilt {
+        events: 0,
+        touched: std::collections::HashSet::new(),
+    };
+    let (chunks, received_chunks) = mpsc::sync_channel::<Vec<(Timestamp, Event)>>(8);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let reader = Journal::open_reader(dir)?;
+            let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+            let mut touched = Vec::new();
+            reader.replay_since(horizon, watermark, |seq, received, event| {
+                if seq > watermark
+                    && let Some(call) = &event.call
+                {
+                    touched.push(call.clone());
+                }
+                chunk.push((received, event));
+                if chunk.len() == REPLAY_CHUNK {
+                    let _ = chunks.send(std::mem::replace(
+                        &mut chunk,
+                        Vec::with_capacity(REPLAY_CHUNK),
+                    ));
+                }
+            })?;
+            let _ = chunks.send(chunk);
+            Ok::<_, JournalError>(touched)
+        });
+        for chunk in received_chunks {
+            rebuilt.events += chunk.len() as u64;
+            apply_in_order(engine, chunk);
         }
-        pending_at = received;
-        pending.push(event);
-        replayed += 1;
-    })?;
-    if !pending.is_empty() {
-        engine.advance(pending_at);
-        engine.ingest(pending);
+        let touched = reader.join().expect("the store reader does not panic")?;
+        rebuilt.touched.extend(touched);
+        Ok(rebuilt)
+    })
+}
+
+/// Applies replayed events as live did: each run of one applied time at that time.
+fn apply_in_order(engine: &mut Engine, chunk: Vec<(Timestamp, Event)>) {
+    let mut run: Vec<Event> = Vec::new();
+    let mut run_at = None;
+    for (received, event) in chunk {
+        if run_at.is_some_and(|at| at != received) {
+            engine.advance(run_at.unwrap_or(received));
+            engine.ingest(std::mem::take(&mut run));
+        }
+        run_at = Some(received);
+        run.push(event);
     }
-    Ok(replayed)
+    if let Some(at) = run_at {
+        engine.advance(at);
+        engine.ingest(run);
+    }
 }
 
 /// The writer thread: commits waiting batches together, then applies them in

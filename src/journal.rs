@@ -47,7 +47,14 @@ CREATE TABLE agents (
     at_ms INTEGER NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
+
+/// `meta` key: every finished call touched by events up to this seq is recorded.
+const DERIVED_THROUGH: &str = "derived_through";
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +123,8 @@ pub struct Append<'a> {
 pub struct Journal {
     path: PathBuf,
     conn: Connection,
+    /// The seq of the last event appended.
+    last_seq: i64,
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -139,8 +148,16 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        let journal = Journal { path, conn };
+        let mut journal = Journal {
+            path,
+            conn,
+            last_seq: 0,
+        };
         journal.prepare()?;
+        journal.last_seq = journal
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(journal.sqlite())?;
         Ok(journal)
     }
 
@@ -155,7 +172,11 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        Ok(Journal { path, conn })
+        Ok(Journal {
+            path,
+            conn,
+            last_seq: 0,
+        })
     }
 
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
@@ -206,7 +227,8 @@ impl Journal {
         }
     }
 
-    /// Appends batches in one transaction (one fsync for all of them).
+    /// Appends batches in one transaction (one fsync for all of them), with
+    /// the finished calls changed by every event appended before them.
     /// Returns, per batch, which of its events were new (not a repeated id).
     pub fn append(
         &mut self,
@@ -258,12 +280,15 @@ impl Journal {
                 fresh.push(new);
             }
         }
-        write_finished(&tx, finished).map_err(e)?;
+        write_finished(&tx, finished, self.last_seq).map_err(e)?;
+        let last_seq = tx.last_insert_rowid().max(self.last_seq);
         tx.commit().map_err(e)?;
+        self.last_seq = last_seq;
         Ok(fresh)
     }
 
-    /// Records finished calls as they count now (derived; may lag the events).
+    /// Records finished calls as they count now, with every event appended
+    /// so far applied (derived; may lag the events).
     pub fn record_finished(&mut self, finished: &[(String, Counted)]) -> Result<(), JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
@@ -271,8 +296,21 @@ impl Journal {
             source,
         };
         let tx = self.conn.transaction().map_err(e)?;
-        write_finished(&tx, finished).map_err(e)?;
+        write_finished(&tx, finished, self.last_seq).map_err(e)?;
         tx.commit().map_err(e)
+    }
+
+    /// Every finished call touched by events up to this seq is recorded.
+    pub fn derived_through(&self) -> Result<i64, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [DERIVED_THROUGH],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(self.sqlite())
     }
 
     /// The latest time the store has seen: of an event, or of applying one.
@@ -304,32 +342,61 @@ impl Journal {
     }
 
     /// Calls every event of every call active since `horizon` (by its events'
-    /// times or by when they were applied), in arrival order, as (engine time
-    /// applied, event).
+    /// times or by when they were applied) or touched after the derived-rows
+    /// watermark, in arrival order, as (seq, engine time applied, event).
     pub fn replay_since(
         &self,
         horizon: Timestamp,
-        mut each: impl FnMut(Timestamp, Event),
+        watermark: i64,
+        mut each: impl FnMut(i64, Timestamp, Event),
     ) -> Result<(), JournalError> {
-        let mut stmt = self
+        // The calls that matter, then one forward scan from the earliest of
+        // their events in seq order (rowid order: no sort), filtered here.
+        let e = self.sqlite();
+        let mut relevant: rustc_hash::FxHashSet<String> = rustc_hash::FxHashSet::default();
+        let mut calls = self
             .conn
             .prepare(
-                "SELECT seq, received_ms, body FROM events
-                 WHERE call IN (SELECT call FROM events WHERE received_ms >= ?1 OR at_ms >= ?1)
-                 ORDER BY seq",
+                "SELECT DISTINCT call FROM events
+                 WHERE call IS NOT NULL AND (received_ms >= ?1 OR at_ms >= ?1 OR seq > ?2)",
             )
-            .map_err(self.sqlite())?;
-        let mut rows = stmt.query([ms(horizon)]).map_err(self.sqlite())?;
-        while let Some(row) = rows.next().map_err(self.sqlite())? {
-            let seq: i64 = row.get(0).map_err(self.sqlite())?;
-            let received: i64 = row.get(1).map_err(self.sqlite())?;
-            let body = row.get_ref(2).map_err(self.sqlite())?;
-            let body = body.as_str().map_err(|e| JournalError::BadRow {
-                path: self.path.clone(),
-                seq,
-                message: e.to_string(),
-            })?;
-            each(from_ms(received), self.parse_row(seq, body)?);
+            .map_err(&e)?;
+        let mut rows = calls.query(params![ms(horizon), watermark]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            relevant.insert(row.get(0).map_err(&e)?);
+        }
+        let mut first_of = self
+            .conn
+            .prepare_cached("SELECT min(seq) FROM events WHERE call = ?1")
+            .map_err(&e)?;
+        let mut start = i64::MAX;
+        for call in &relevant {
+            let first: Option<i64> = first_of.query_row([call], |r| r.get(0)).map_err(&e)?;
+            start = start.min(first.unwrap_or(i64::MAX));
+        }
+        let mut scan = self
+            .conn
+            .prepare("SELECT seq, received_ms, call, body FROM events WHERE seq >= ?1 ORDER BY seq")
+            .map_err(&e)?;
+        let mut rows = scan.query([start]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            let call = row.get_ref(2).map_err(&e)?;
+            let Ok(call) = call.as_str() else { continue };
+            if !relevant.contains(call) {
+                continue;
+            }
+            let seq: i64 = row.get(0).map_err(&e)?;
+            let received: i64 = row.get(1).map_err(&e)?;
+            let body =
+                row.get_ref(3)
+                    .map_err(&e)?
+                    .as_str()
+                    .map_err(|err| JournalError::BadRow {
+                        path: self.path.clone(),
+                        seq,
+                        message: err.to_string(),
+                    })?;
+            each(seq, from_ms(received), self.parse_row(seq, body)?);
         }
         Ok(())
     }
@@ -434,10 +501,18 @@ impl Journal {
     }
 }
 
+/// Upserts finished calls and moves the watermark to `through` (the last
+/// event seq whose effects they include).
 fn write_finished(
     tx: &rusqlite::Transaction<'_>,
     finished: &[(String, Counted)],
+    through: i64,
 ) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+        params![DERIVED_THROUGH, through],
+    )?;
     let mut upsert = tx.prepare_cached(
         "INSERT INTO finished_calls (call, day, outcome, wait_ms, reached_staff, queue, agent, caller, finished_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)

@@ -284,3 +284,33 @@ async fn sigkill_loses_no_acknowledged_event() {
         "stored {stored} calls, {acked} acknowledged"
     );
 }
+
+/// A crash after events are committed but before their finished calls are
+/// recorded: the restart records them, so the past day is complete.
+#[tokio::test]
+async fn a_restart_records_finished_calls_a_crash_left_out() {
+    let dir = temp_dir("heal");
+    {
+        let mut journal = wallboard::journal::Journal::open(&dir).unwrap();
+        let batch = events(&journeys());
+        let received = "2026-11-20T12:00:00Z".parse().unwrap();
+        journal
+            .append(
+                &[wallboard::journal::Append {
+                    events: &batch,
+                    received,
+                }],
+                &[],
+            )
+            .unwrap();
+    }
+    let (wall, _) = manual_clock("2026-11-21T12:00:00Z");
+    let hub = open(&dir, Clock::Wall, &wall);
+    let past = hub
+        .past_day(date(2026, 11, 20))
+        .await
+        .unwrap()
+        .expect("the day is recorded");
+    assert_eq!(past["outcomes"]["answered"], 7);
+    assert_eq!(past["definitions"]["reachable"]["boxes"]["missed"], 12);
+}

@@ -116,9 +116,14 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     let c = app.hub.counters();
-    let (late, expired, calls) = app
-        .hub
-        .with_engine(|e| (e.late_events(), e.expired_calls(), e.calls_in_memory()));
+    let (late, full, expired, calls) = app.hub.with_engine(|e| {
+        (
+            e.late_events(),
+            e.refused_call_full(),
+            e.expired_calls(),
+            e.calls_in_memory(),
+        )
+    });
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         let _ = writeln!(
@@ -143,6 +148,12 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "counter",
         "Events after their call's late window.",
         late,
+    );
+    metric(
+        "events_call_full_total",
+        "counter",
+        "Events refused because their call held too many.",
+        full,
     );
     metric(
         "batches_rejected_total",
