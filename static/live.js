@@ -76,6 +76,8 @@
         }
         doc = applyPatch(doc, msg.patch);
         seq = msg.seq;
+        // Published documents carry their seq; patches do not repeat it.
+        doc.seq = seq;
       } else {
         return;
       }

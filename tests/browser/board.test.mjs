@@ -9,7 +9,8 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -27,9 +28,12 @@ const finishedCalls = new Set(
 
 const WAIT_MS = 10_000;
 
+/** A fresh store for one test (kept across its restarts). */
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'wallboard-browser-'));
+
 /** Starts `wallboard serve` on `listen`; resolves once it prints its address. */
 async function startServer(listen) {
-  const child = spawn(binary, ['serve', '--listen', listen, '--clock', 'feed'], {
+  const child = spawn(binary, ['serve', '--listen', listen, '--clock', 'feed', '--data-dir', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -191,17 +195,20 @@ test('the board shows live figures, survives a server restart and recovers', { t
   mkdirSync(screenshots, { recursive: true });
   await page.screenshot({ path: path.join(screenshots, 'board-disconnected.png') });
 
-  // It comes back on the same port (with an empty board): the page recovers alone.
+  // It comes back on the same port, its store rebuilding the board: the page recovers alone.
   server = await startServer(`127.0.0.1:${port}`);
   servers.push(server);
-  await postEvents(server, journeys);
+  board = await snapshot(server);
+  assert.equal(sum(board.outcomes), finishedCalls, 'the store brings the figures back');
+  assert.equal(board.live.queued, 2, 'and the calls still waiting');
+  const again = await postEvents(server, journeys);
+  assert.equal(again.accepted, 0, 'what was stored is not taken twice');
   board = await snapshotWhen(server, (b) => sum(b.outcomes) === finishedCalls);
   await page.waitForFunction((seq) => window.wallboard.connected() && window.wallboard.seq() === seq,
     board.seq, { timeout: 30_000 });
   await page.waitForFunction(() => document.getElementById('status').hidden, null, { timeout: WAIT_MS });
   console.log(`recovered ${Date.now() - lostAt} ms after the server stopped`);
-  await page.waitForFunction(
-    (sel) => document.querySelector(sel)?.textContent === '0', queuedTile, { timeout: WAIT_MS });
+  assert.equal(await page.textContent(queuedTile), '2', 'the waiting calls survived the restart');
   assert.deepEqual(await page.evaluate(() => window.wallboard.board()), board, 'page board == new snapshot');
   await assertTilesShow(page, board);
 
