@@ -180,6 +180,11 @@ async fn fill_day(dir: &Path) -> Timestamp {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries too; measure only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("benches/store.rs: run with `cargo bench --bench store`");
+        return;
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .init();
