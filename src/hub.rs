@@ -251,13 +251,15 @@ impl Hub {
         // before; heal only what came after it, and expiries, which no event marks.
         let mut ledger = Ledger::default();
         ledger.roll(engine.today());
-        let changed: Vec<(String, Counted)> = owned(engine.take_changed())
+        let changed: Vec<(String, Counted)> = engine
+            .take_changed()
             .into_iter()
             .inspect(|(call, counted)| ledger.record(call, counted))
             .filter(|(call, c)| {
-                rebuilt.touched.contains(call)
+                rebuilt.touched.contains(&**call)
                     || c.verdict.outcome == crate::outcome::Outcome::Expired
             })
+            .map(|(call, c)| (call.to_string(), c))
             .collect();
         ledger.update(&engine);
         journal.record_finished(&changed)?;

@@ -365,15 +365,16 @@ impl Journal {
         while let Some(row) = rows.next().map_err(&e)? {
             relevant.insert(row.get(0).map_err(&e)?);
         }
-        let mut first_of = self
+        let start: Option<i64> = self
             .conn
-            .prepare_cached("SELECT min(seq) FROM events WHERE call = ?1")
+            .query_row(
+                "SELECT min(seq) FROM events WHERE call IN
+                   (SELECT call FROM events WHERE received_ms >= ?1 OR at_ms >= ?1 OR seq > ?2)",
+                params![ms(horizon), watermark],
+                |r| r.get(0),
+            )
             .map_err(&e)?;
-        let mut start = i64::MAX;
-        for call in &relevant {
-            let first: Option<i64> = first_of.query_row([call], |r| r.get(0)).map_err(&e)?;
-            start = start.min(first.unwrap_or(i64::MAX));
-        }
+        let Some(start) = start else { return Ok(()) };
         let mut scan = self
             .conn
             .prepare("SELECT seq, received_ms, call, body FROM events WHERE seq >= ?1 ORDER BY seq")
