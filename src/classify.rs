@@ -2,7 +2,7 @@
 //! using the very engine the server runs (with no late window and no expiry).
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Config;
 use crate::day::DayRule;
 use crate::engine::{Engine, EngineSettings};
-use crate::feed::{self, FeedError, Layout};
+use crate::feed::{self, FileError};
 use crate::stats::Tally;
 
 /// What to classify and how to print it.
@@ -34,22 +34,9 @@ pub struct ClassifyOptions {
 /// Why classification failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {
-    /// An input could not be read.
-    #[error("{file}: {source}")]
-    Read {
-        /// The file.
-        file: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// An input holds an invalid event.
-    #[error("{file}: {source}")]
-    Parse {
-        /// The file.
-        file: String,
-        /// Where and what.
-        source: FeedError,
-    },
+    /// An input could not be read or holds an invalid event.
+    #[error(transparent)]
+    Input(#[from] FileError),
     /// A bad option.
     #[error("{0}")]
     Usage(String),
@@ -84,10 +71,7 @@ pub fn run(
         options.files.clone()
     };
     for path in &inputs {
-        let (name, bytes) = read_input(path)?;
-        let events = feed::parse_batch(&bytes, Layout::Sniff)
-            .map_err(|source| ClassifyError::Parse { file: name, source })?;
-        engine.ingest(events);
+        engine.ingest(feed::read_file(path)?);
     }
     if options.calls {
         write_calls(&engine, &shown, out)?;
@@ -131,25 +115,6 @@ fn shown_definitions(
                 })
         })
         .collect()
-}
-
-fn read_input(path: &PathBuf) -> Result<(String, Vec<u8>), ClassifyError> {
-    let mut bytes = Vec::new();
-    if path.as_os_str() == "-" {
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|source| ClassifyError::Read {
-                file: "<stdin>".into(),
-                source,
-            })?;
-        return Ok(("<stdin>".into(), bytes));
-    }
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| ClassifyError::Read {
-        file: name.clone(),
-        source,
-    })?;
-    Ok((name, bytes))
 }
 
 fn write_calls(

@@ -30,6 +30,49 @@ impl FeedError {
     }
 }
 
+/// Why a feed file could not be read: its name, and what went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file (`<stdin>` for standard input).
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file holds an invalid event.
+    #[error("{file}: {source}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// Where and what.
+        source: FeedError,
+    },
+}
+
+/// Reads a whole feed file (`-` is standard input), all valid or an error
+/// naming the file, line and field.
+pub fn read_file(path: &std::path::Path) -> Result<Vec<Event>, FileError> {
+    use std::io::Read as _;
+    let stdin = path.as_os_str() == "-";
+    let file = if stdin {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
+    let mut bytes = Vec::new();
+    let read = if stdin {
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::read(path).map(|b| bytes = b)
+    };
+    if let Err(source) = read {
+        return Err(FileError::Read { file, source });
+    }
+    parse_batch(&bytes, Layout::Sniff).map_err(|source| FileError::Parse { file, source })
+}
+
 /// How the bytes of a batch are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {

@@ -149,7 +149,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wallboard: {e:#}");
+            eprintln!("wallboard: {}", message(&e));
             ExitCode::FAILURE
         }
     }
@@ -219,4 +219,16 @@ async fn stop_signal() {
         () = terminate => {}
     }
     tracing::info!("stopping");
+}
+
+/// The error and its causes, each once: our errors already name their cause.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::event::Event;
-use crate::feed::{self, FeedError, Layout};
+use crate::feed::{self, FileError};
 
 /// Events sent in one request at most.
 const MAX_BATCH: usize = 1000;
@@ -30,22 +30,9 @@ pub struct ReplayOptions {
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    /// The file could not be read.
-    #[error("{file}: {source}")]
-    Read {
-        /// The file.
-        file: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file holds an invalid event (nothing was sent).
-    #[error("{file}: {source}")]
-    Parse {
-        /// The file.
-        file: String,
-        /// Where and what.
-        source: FeedError,
-    },
+    /// The file could not be read or holds an invalid event (nothing was sent).
+    #[error(transparent)]
+    Input(#[from] FileError),
     /// The server could not be reached.
     #[error("sending to {url}: {source}")]
     Send {
@@ -81,15 +68,10 @@ pub struct ReplayReport {
 
 /// Replays the file; returns what the server accepted.
 pub async fn run(options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
-    let name = options.file.display().to_string();
-    let bytes = tokio::fs::read(&options.file)
+    let file = options.file.clone();
+    let events = tokio::task::spawn_blocking(move || feed::read_file(&file))
         .await
-        .map_err(|source| ReplayError::Read {
-            file: name.clone(),
-            source,
-        })?;
-    let events = feed::parse_batch(&bytes, Layout::Sniff)
-        .map_err(|source| ReplayError::Parse { file: name, source })?;
+        .expect("reading the feed does not panic")?;
     let url = events_url(&options.to);
     let client = reqwest::Client::new();
     let started = Instant::now();
