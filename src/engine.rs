@@ -113,7 +113,11 @@ impl Scope {
         self.all
             .apply(c, sign, &settings.definitions, &settings.figures);
         if let Some(queue) = &counted.verdict.queue {
-            let tally = self.queues.entry(queue.clone()).or_default();
+            // Look up before inserting: the name is allocated only for a new queue.
+            if !self.queues.contains_key(queue) {
+                self.queues.insert(queue.clone(), Tally::default());
+            }
+            let tally = self.queues.get_mut(queue).expect("inserted above");
             tally.apply(c, sign, &settings.definitions, &settings.figures);
             if tally.is_empty() {
                 self.queues.remove(queue);
@@ -381,10 +385,11 @@ impl Engine {
             Status::Live(live) => (None, Some(live)),
         };
         let last_at = entry.call.last_at().unwrap_or(self.now);
-        let old_counted = std::mem::replace(&mut entry.counted, counted.clone());
-        let old_live = std::mem::replace(&mut entry.live, live.clone());
-        let old_indexed =
-            std::mem::replace(&mut entry.indexed_last_at, live.as_ref().map(|_| last_at));
+        // Take the old values out, update the tallies, then put the new ones
+        // back: no clones on this per-event path.
+        let old_counted = entry.counted.take();
+        let old_live = entry.live.take();
+        let old_indexed = entry.indexed_last_at.take();
         if old_counted != counted {
             if let Some(new) = &counted {
                 self.changed.insert(key.clone(), new.clone());
@@ -412,6 +417,11 @@ impl Engine {
                 self.live_by_last_event.insert((last_at, key.clone()));
             }
         }
+        if let Some(entry) = self.calls.get_mut(key) {
+            entry.indexed_last_at = live.as_ref().map(|_| last_at);
+            entry.counted = counted;
+            entry.live = live;
+        }
     }
 
     fn count(&mut self, key: &Arc<str>, counted: &Counted, sign: i64) {
@@ -438,7 +448,10 @@ impl Engine {
     fn count_live(&mut self, key: &Arc<str>, live: &Live, sign: i64) {
         self.live.apply(key, live, sign);
         if let Some(queue) = &live.queue {
-            let tally = self.live_queues.entry(queue.clone()).or_default();
+            if !self.live_queues.contains_key(queue) {
+                self.live_queues.insert(queue.clone(), LiveTally::default());
+            }
+            let tally = self.live_queues.get_mut(queue).expect("inserted above");
             tally.apply(key, live, sign);
             if tally.is_empty() {
                 self.live_queues.remove(queue);
