@@ -227,6 +227,10 @@ fn main() {
         let dir = temp_dir("restart");
         let filling = Instant::now();
         let now = fill_day(&dir).await;
+        if std::env::var("WALLBOARD_BENCH_KEEP").is_ok() {
+            println!("filled store kept at {}", dir.display());
+            std::process::exit(0);
+        }
         println!("filled a store with {DAY_CALLS} calls ({} events) in {:.1?}", DAY_CALLS * 7, filling.elapsed());
         let mut secs = Vec::new();
         for _ in 0..RUNS {

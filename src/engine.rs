@@ -553,6 +553,22 @@ impl Engine {
         self.seen_ids.retain(|_, at| *at >= horizon);
     }
 
+    /// Counts a call that finished long enough ago to be settled (past the
+    /// late window) from its recorded count, without its events: it joins
+    /// its day's tallies and the retired calls, as live it would have.
+    pub fn restore_settled(&mut self, call: &str, counted: &Counted) {
+        debug_assert!(
+            !self.calls.contains_key(call),
+            "{call} is replayed, not settled"
+        );
+        if self.keeps_day(counted.day) {
+            let settings = self.settings.clone();
+            let day = self.days.entry(counted.day).or_default();
+            day.apply(counted, 1, &settings);
+        }
+        self.retired.insert(Arc::from(call), counted.finished_at);
+    }
+
     /// How a call finished at `finished_at` with `verdict` counts.
     pub fn count_of(&self, finished_at: Timestamp, verdict: Verdict) -> Counted {
         count_of(&self.settings, finished_at, verdict)

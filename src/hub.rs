@@ -210,6 +210,8 @@ pub struct Hub {
     core: Arc<Core>,
     board: Feed,
     writer: Option<mpsc::Sender<Request>>,
+    /// The writer thread, joined on drop so its last flush completes.
+    writer_thread: Option<std::thread::JoinHandle<()>>,
     store: Option<StoreSettings>,
     // The supervisor's detail, published beside the board (see `supervisor.rs`).
     detail: Feed,
@@ -245,12 +247,22 @@ impl Hub {
         let rebuilt = rebuild(&mut engine, &journal, &store.dir, now)?;
         let replayed = rebuilt.events;
         engine.advance(now);
+        for row in &rebuilt.settled {
+            let counted = engine.count_of(row.finished_at, row.verdict.clone());
+            engine.restore_settled(&row.call, &counted);
+        }
         let replay_time = started.elapsed();
         // Every finished call the replay saw is in the change log: today's
         // make the supervisor's ledger. Rows up to the watermark were recorded
         // before; heal only what came after it, and expiries, which no event marks.
         let mut ledger = Ledger::default();
         ledger.roll(engine.today());
+        for row in &rebuilt.settled {
+            ledger.record(
+                &row.call,
+                &engine.count_of(row.finished_at, row.verdict.clone()),
+            );
+        }
         let changed: Vec<(String, Counted)> = engine
             .take_changed()
             .into_iter()
@@ -266,6 +278,7 @@ impl Hub {
         let record_time = started.elapsed() - replay_time;
         tracing::info!(
             events = replayed,
+            settled = rebuilt.settled.len(),
             calls = engine.calls_in_memory(),
             "rebuilt the board from {} in {:.2?} (replay {replay_time:.2?}, finished calls {record_time:.2?})",
             store.dir.display(),
@@ -275,10 +288,13 @@ impl Hub {
         let hub = Hub::assemble(engine, clock, wall, Some(tx), Some(store.clone()));
         *hub.ledger.lock().unwrap_or_else(|p| p.into_inner()) = ledger;
         let core = hub.core.clone();
-        std::thread::Builder::new()
-            .name("journal-writer".into())
-            .spawn(move || write_loop(&core, journal, &rx, &store))
-            .expect("spawning the journal writer");
+        let mut hub = hub;
+        hub.writer_thread = Some(
+            std::thread::Builder::new()
+                .name("journal-writer".into())
+                .spawn(move || write_loop(&core, journal, &rx, &store))
+                .expect("spawning the journal writer"),
+        );
         Ok(hub)
     }
 
@@ -300,6 +316,7 @@ impl Hub {
             }),
             board: Feed::new("board", board),
             writer,
+            writer_thread: None,
             store,
             detail: Feed::new("detail", json!({})),
             ledger: Mutex::new(Ledger::default()),
@@ -446,6 +463,18 @@ impl Hub {
     }
 }
 
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // Closing the channel stops the writer once it has recorded what
+        // changed since its last flush; wait for that, so a clean stop leaves
+        // nothing for the next start to heal.
+        self.writer = None;
+        if let Some(thread) = self.writer_thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn with_clock(settings: EngineSettings, clock: Clock) -> EngineSettings {
     EngineSettings {
         feed_clock: clock == Clock::Feed,
@@ -471,17 +500,21 @@ fn owned(changed: Vec<(Arc<str>, Counted)>) -> Vec<(String, Counted)> {
 /// Events parsed per chunk handed from the reading thread to the engine.
 const REPLAY_CHUNK: usize = 4096;
 
-/// What a rebuild did: events replayed, and the calls that events after the
-/// derived-rows watermark touched (their past-day rows may be missing).
+/// What a rebuild did: events replayed; the calls that events after the
+/// derived-rows watermark touched (their recorded rows may be stale); and the
+/// settled calls, counted from their rows instead of replayed.
 struct Rebuilt {
     events: u64,
-    touched: std::collections::HashSet<String>,
+    touched: rustc_hash::FxHashSet<String>,
+    settled: Vec<crate::journal::FinishedRow>,
 }
 
-/// Replays into `engine` every call that can still matter at `now`: those
-/// active since before today began, the rolling window and the late window
-/// opened, less `stale_after` (an unfinished call may be that quiet). A second
-/// thread reads and parses the store while this one feeds the engine.
+/// Rebuilds `engine` from the store as of `now`. Calls that finished before
+/// the rolling and late windows opened can no longer change: they are counted
+/// from their recorded rows (one row, not all their events). Every other call
+/// active since then, less `stale_after` (an unfinished call may be that
+/// quiet), is replayed at the times it was applied. A second thread reads and
+/// parses the store while this one feeds the engine.
 fn rebuild(
     engine: &mut Engine,
     journal: &Journal,
@@ -493,28 +526,29 @@ fn rebuild(
         .into_iter()
         .max()
         .unwrap_or_default();
-    let today_start = s.day.start_of(s.day.day_of(now));
-    let horizon = today_start.min(now - reach_back)
-        - s.stale_after.unwrap_or_default()
-        - SignedDuration::from_hours(1);
+    let settled_before = now - reach_back - SignedDuration::from_hours(1);
+    let horizon = settled_before - s.stale_after.unwrap_or_default();
     let watermark = journal.derived_through()?;
+    let touched = journal.calls_touched_after(watermark)?;
+    let today = s.day.day_of(now);
+    let mut settled = Vec::new();
+    for day in [today.yesterday().unwrap_or(today), today] {
+        let rows = journal.finished_on(day)?;
+        settled.extend(
+            rows.into_iter()
+                .filter(|r| r.finished_at < settled_before && !touched.contains(&r.call)),
+        );
+    }
+    let skip: rustc_hash::FxHashSet<String> = settled.iter().map(|r| r.call.clone()).collect();
     engine.ingest(journal.agents()?);
-    let mut rebuilt = Rebuilt {
-        events: 0,
-        touched: std::collections::HashSet::new(),
-    };
+    let mut events = 0u64;
     let (chunks, received_chunks) = mpsc::sync_channel::<Vec<(Timestamp, Event)>>(8);
     std::thread::scope(|scope| {
+        let skip = &skip;
         let reader = scope.spawn(move || {
             let reader = Journal::open_reader(dir)?;
             let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
-            let mut touched = Vec::new();
-            reader.replay_since(horizon, watermark, |seq, received, event| {
-                if seq > watermark
-                    && let Some(call) = &event.call
-                {
-                    touched.push(call.clone());
-                }
+            reader.replay_since(horizon, watermark, skip, |_, received, event| {
                 chunk.push((received, event));
                 if chunk.len() == REPLAY_CHUNK {
                     let _ = chunks.send(std::mem::replace(
@@ -524,15 +558,18 @@ fn rebuild(
                 }
             })?;
             let _ = chunks.send(chunk);
-            Ok::<_, JournalError>(touched)
+            Ok::<_, JournalError>(())
         });
         for chunk in received_chunks {
-            rebuilt.events += chunk.len() as u64;
+            events += chunk.len() as u64;
             apply_in_order(engine, chunk);
         }
-        let touched = reader.join().expect("the store reader does not panic")?;
-        rebuilt.touched.extend(touched);
-        Ok(rebuilt)
+        reader.join().expect("the store reader does not panic")
+    })?;
+    Ok(Rebuilt {
+        events,
+        touched,
+        settled,
     })
 }
 
@@ -571,7 +608,11 @@ fn write_loop(
                 idle(core, &mut journal, store, &mut last_prune);
                 continue;
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // Shutting down: record what changed since the last flush.
+                idle(core, &mut journal, store, &mut last_prune);
+                return;
+            }
         };
         let mut group = vec![first];
         let mut size = group[0].events.len();

@@ -242,6 +242,7 @@ impl Journal {
         };
         let tx = self.conn.transaction().map_err(e)?;
         let mut fresh = Vec::with_capacity(batches.len());
+        let mut last_seq = self.last_seq;
         {
             let mut insert = tx
                 .prepare_cached(
@@ -268,6 +269,10 @@ impl Journal {
                             body
                         ])
                         .map_err(e)?;
+                    if inserted == 1 {
+                        // Read at once: other inserts move `last_insert_rowid` too.
+                        last_seq = tx.last_insert_rowid();
+                    }
                     if inserted == 1
                         && let EventKind::AgentStatus { agent: name, .. } = &event.kind
                     {
@@ -281,7 +286,6 @@ impl Journal {
             }
         }
         write_finished(&tx, finished, self.last_seq).map_err(e)?;
-        let last_seq = tx.last_insert_rowid().max(self.last_seq);
         tx.commit().map_err(e)?;
         self.last_seq = last_seq;
         Ok(fresh)
@@ -298,6 +302,24 @@ impl Journal {
         let tx = self.conn.transaction().map_err(e)?;
         write_finished(&tx, finished, self.last_seq).map_err(e)?;
         tx.commit().map_err(e)
+    }
+
+    /// The calls that events after `seq` belong to.
+    pub fn calls_touched_after(
+        &self,
+        seq: i64,
+    ) -> Result<rustc_hash::FxHashSet<String>, JournalError> {
+        let e = self.sqlite();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT call FROM events WHERE seq > ?1 AND call IS NOT NULL")
+            .map_err(&e)?;
+        let mut rows = stmt.query([seq]).map_err(&e)?;
+        let mut calls = rustc_hash::FxHashSet::default();
+        while let Some(row) = rows.next().map_err(&e)? {
+            calls.insert(row.get(0).map_err(&e)?);
+        }
+        Ok(calls)
     }
 
     /// Every finished call touched by events up to this seq is recorded.
@@ -348,6 +370,7 @@ impl Journal {
         &self,
         horizon: Timestamp,
         watermark: i64,
+        skip: &rustc_hash::FxHashSet<String>,
         mut each: impl FnMut(i64, Timestamp, Event),
     ) -> Result<(), JournalError> {
         // The calls that matter, then one forward scan from the earliest of
@@ -363,18 +386,23 @@ impl Journal {
             .map_err(&e)?;
         let mut rows = calls.query(params![ms(horizon), watermark]).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
-            relevant.insert(row.get(0).map_err(&e)?);
+            let call: String = row.get(0).map_err(&e)?;
+            if !skip.contains(&call) {
+                relevant.insert(call);
+            }
         }
-        let start: Option<i64> = self
+        let mut first_of = self
             .conn
-            .query_row(
-                "SELECT min(seq) FROM events WHERE call IN
-                   (SELECT call FROM events WHERE received_ms >= ?1 OR at_ms >= ?1 OR seq > ?2)",
-                params![ms(horizon), watermark],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT min(seq) FROM events WHERE call = ?1")
             .map_err(&e)?;
-        let Some(start) = start else { return Ok(()) };
+        let mut start = i64::MAX;
+        for call in &relevant {
+            let first: Option<i64> = first_of.query_row([call], |r| r.get(0)).map_err(&e)?;
+            start = start.min(first.unwrap_or(i64::MAX));
+        }
+        if relevant.is_empty() {
+            return Ok(());
+        }
         let mut scan = self
             .conn
             .prepare("SELECT seq, received_ms, call, body FROM events WHERE seq >= ?1 ORDER BY seq")

@@ -141,7 +141,7 @@ pub fn today_with_groups(engine: &Engine, groups: &[(String, Vec<String>)]) -> V
     let all = scope.map_or(&empty, |s| &s.all);
     let window = engine.window();
     to_value(Board {
-        now: engine.now(),
+        now: to_millis(engine.now()),
         day: today,
         timezone: engine.settings().day.time_zone_name(),
         live: Some(LiveFigures::from(engine.live())),
@@ -164,7 +164,7 @@ pub fn today_with_groups(engine: &Engine, groups: &[(String, Vec<String>)]) -> V
 /// The board of a day from its final tallies, without live figures.
 pub fn past_board(engine: &Engine, day: Date, scope: &Scope) -> Value {
     to_value(Board {
-        now: engine.now(),
+        now: to_millis(engine.now()),
         day,
         timezone: engine.settings().day.time_zone_name(),
         live: None,
@@ -212,4 +212,10 @@ fn group(engine: &Engine, scope: Option<&Scope>, members: &[String]) -> Value {
         Value::Object(definitions(engine, &tally)),
     );
     Value::Object(group)
+}
+
+/// Boards show time to the millisecond: finer digits are noise to a reader
+/// and would change the board's bytes on every publish.
+fn to_millis(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
 }
