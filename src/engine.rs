@@ -210,6 +210,9 @@ pub struct Engine {
     next_day_start: Timestamp,
     /// Calls whose count changed since [`Engine::take_changed`] was last called.
     changed: HashMap<Arc<str>, Counted>,
+    /// The same, for [`Engine::take_newly_counted`] (a second reader: the
+    /// store's writer and the supervisor's ledger drain at different times).
+    newly_counted: HashMap<Arc<str>, Counted>,
 }
 
 impl Engine {
@@ -240,6 +243,7 @@ impl Engine {
             day_start,
             next_day_start,
             changed: HashMap::default(),
+            newly_counted: HashMap::default(),
         }
     }
 
@@ -393,6 +397,7 @@ impl Engine {
         if old_counted != counted {
             if let Some(new) = &counted {
                 self.changed.insert(key.clone(), new.clone());
+                self.newly_counted.insert(key.clone(), new.clone());
             }
             if let Some(old) = &old_counted {
                 self.count(key, old, -1);
@@ -650,6 +655,14 @@ impl Engine {
     /// The finished calls whose count changed since the last call, as they count now.
     pub fn take_changed(&mut self) -> Vec<(Arc<str>, Counted)> {
         std::mem::take(&mut self.changed).into_iter().collect()
+    }
+
+    /// The finished calls whose count changed since the last call of this
+    /// (independent of [`Engine::take_changed`]), as they count now.
+    pub fn take_newly_counted(&mut self) -> Vec<(Arc<str>, Counted)> {
+        std::mem::take(&mut self.newly_counted)
+            .into_iter()
+            .collect()
     }
 
     /// The sorted history of a call in memory.

@@ -273,7 +273,7 @@ impl Hub {
             })
             .map(|(call, c)| (call.to_string(), c))
             .collect();
-        ledger.update(&engine);
+        ledger.update(&mut engine);
         journal.record_finished(&changed)?;
         let record_time = started.elapsed() - replay_time;
         tracing::info!(
@@ -439,7 +439,7 @@ impl Hub {
             let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
             (
                 snapshot::today_with_groups(&engine, &groups),
-                supervisor::detail(&engine, &mut ledger),
+                supervisor::detail(&mut engine, &mut ledger),
             )
         };
         self.board.publish(board);

@@ -84,11 +84,11 @@ impl Ledger {
         }
     }
 
-    /// Takes in the engine's finished calls (those still in memory).
-    pub fn update(&mut self, engine: &Engine) {
+    /// Takes in the calls the engine counted anew since the last update.
+    pub fn update(&mut self, engine: &mut Engine) {
         self.roll(engine.today());
-        for (call, counted) in engine.finished_calls() {
-            self.record(call, counted);
+        for (call, counted) in engine.take_newly_counted() {
+            self.record(&call, &counted);
         }
     }
 
@@ -104,7 +104,7 @@ impl Ledger {
 }
 
 /// Builds the detail document (without `seq`, which the hub adds).
-pub fn detail(engine: &Engine, ledger: &mut Ledger) -> Value {
+pub fn detail(engine: &mut Engine, ledger: &mut Ledger) -> Value {
     ledger.update(engine);
     let (callbacks, chart) = match &ledger.built {
         Some(built) if !ledger.changed => built.clone(),
@@ -317,7 +317,7 @@ mod tests {
             event(json!({"type":"answered","call":"c","at":at(29),"agent":"amy"})),
         ]);
         let mut ledger = Ledger::default();
-        let d = detail(&engine, &mut ledger);
+        let d = detail(&mut engine, &mut ledger);
         assert_eq!(ledger.len(), 2);
         assert_eq!(d["live_calls"][0]["caller"], "+44 7700 900123");
         assert_eq!(d["live_calls"][0]["agent"], "amy");
