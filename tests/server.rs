@@ -614,3 +614,66 @@ async fn stopping_the_server_closes_websockets() {
         "no longer listening"
     );
 }
+
+// `wallboard replay` sends a recorded feed to a running server.
+
+#[tokio::test]
+async fn replay_sends_a_recorded_feed_once() {
+    use wallboard::replay::{ReplayOptions, run};
+    let server = TestServer::start().await;
+    let options = ReplayOptions {
+        file: "tests/data/journeys.ndjson".into(),
+        to: server.base.clone(),
+        speed: None,
+        token: None,
+    };
+    let sent = run(&options).await.expect("replayed");
+    let lines = JOURNEYS.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    assert_eq!((sent.accepted, sent.duplicates), (lines, 0));
+    let again = run(&options).await.expect("replayed again");
+    assert_eq!((again.accepted, again.duplicates), (0, lines));
+
+    // Paced by the events' own times: two events a minute apart at 600× take about 0.1 s.
+    let paced = std::env::temp_dir().join(format!("wallboard-paced-{}.ndjson", std::process::id()));
+    std::fs::write(
+        &paced,
+        concat!(
+            r#"{"type":"queued","call":"p","at":"2026-11-20T12:00:00Z","queue":"q"}"#,
+            "\n",
+            r#"{"type":"ended","call":"p","at":"2026-11-20T12:01:00Z"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let sent = run(&ReplayOptions {
+        file: paced.clone(),
+        speed: Some(600.0),
+        ..options.clone()
+    })
+    .await
+    .expect("paced replay");
+    assert_eq!(sent.accepted, 2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(100),
+        "paced, not sent at once"
+    );
+
+    let bad = std::env::temp_dir().join(format!("wallboard-bad-{}.ndjson", std::process::id()));
+    std::fs::write(
+        &bad,
+        "{\"type\":\"queued\",\"call\":\"x\",\"at\":\"soon\",\"queue\":\"q\"}\n",
+    )
+    .unwrap();
+    let err = run(&ReplayOptions {
+        file: bad.clone(),
+        ..options
+    })
+    .await
+    .expect_err("refused");
+    assert!(
+        err.to_string().contains("line 1") && err.to_string().contains("`at`"),
+        "{err}"
+    );
+    let _ = (std::fs::remove_file(paced), std::fs::remove_file(bad));
+}
