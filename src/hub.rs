@@ -73,6 +73,9 @@ pub struct Published {
     pub json: String,
     /// Its key in a snapshot message: `board` or `detail`.
     key: &'static str,
+    /// The snapshot message, built once on first use and shared by every
+    /// client that connects (or resyncs) at this seq.
+    message: std::sync::OnceLock<Utf8Bytes>,
 }
 
 impl Published {
@@ -86,16 +89,21 @@ impl Published {
             json: with_seq.to_string(),
             board,
             key,
+            message: std::sync::OnceLock::new(),
         }
     }
 
     /// The WebSocket message that hands a client this document.
     pub fn snapshot_message(&self) -> Utf8Bytes {
-        format!(
-            r#"{{"type":"snapshot","seq":{},"{}":{}}}"#,
-            self.seq, self.key, self.json
-        )
-        .into()
+        self.message
+            .get_or_init(|| {
+                format!(
+                    r#"{{"type":"snapshot","seq":{},"{}":{}}}"#,
+                    self.seq, self.key, self.json
+                )
+                .into()
+            })
+            .clone()
     }
 }
 
