@@ -336,18 +336,21 @@ impl Engine {
         if self.retired.contains_key(call.as_str()) {
             return Taken::Late;
         }
-        if let (Some(late_window), Some(entry)) =
-            (self.settings.late_window, self.calls.get(call.as_str()))
-            && entry
-                .counted
-                .as_ref()
-                .is_some_and(|c| c.finished_at < self.now - late_window)
-        {
-            return Taken::Late;
-        }
+        // Finished before this instant: too late to change a box.
+        let late_before = self.settings.late_window.map(|w| self.now - w);
         let arrival = self.arrivals;
         let event = HistoryEvent { at, arrival, kind };
         let key = match self.calls.get_mut(call.as_str()) {
+            Some(entry)
+                if late_before.is_some_and(|before| {
+                    entry
+                        .counted
+                        .as_ref()
+                        .is_some_and(|c| c.finished_at < before)
+                }) =>
+            {
+                return Taken::Late;
+            }
             Some(entry) if entry.call.history().len() >= MAX_CALL_EVENTS => {
                 if !entry.warned_full {
                     entry.warned_full = true;
