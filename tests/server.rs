@@ -337,7 +337,7 @@ async fn malformed_bodies_are_refused_with_json_errors() {
 #[tokio::test]
 async fn an_over_size_body_is_refused_with_413() {
     let server = TestServer::start().await;
-    let limit = wallboard::web::MAX_BODY_BYTES;
+    let limit = Config::default().security.limits.body_bytes;
     // Blank lines, then one valid event: only the size can be refused.
     let event = r#"{"call":"big","at":"2026-11-20T10:00:00Z","type":"ivr_started"}"#;
     let padded = |len: usize| format!("{}{event}\n", "\n".repeat(len - event.len() - 1));
@@ -376,7 +376,7 @@ async fn a_full_size_batch_for_one_call_does_not_stall_the_server() {
     }
     // As many events as one batch may hold, all for one call.
     let body = one_long_call(Config::default().security.limits.max_events_per_batch);
-    assert!(body.len() < wallboard::web::MAX_BODY_BYTES);
+    assert!(body.len() < Config::default().security.limits.body_bytes);
     within(server.post_ok(&body)).await;
     let (status, _) = within(server.get("/healthz")).await;
     assert_eq!(status, 200);

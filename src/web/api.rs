@@ -27,10 +27,8 @@ pub async fn post_events(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, WebError> {
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => WebError::TooLarge,
-        _ => WebError::BadRequest(rejection.body_text()),
-    })?;
+    // `limits::read_body` has already enforced the size and time limits.
+    let body = body.map_err(|rejection| WebError::BadRequest(rejection.body_text()))?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -1,31 +1,44 @@
 //! The security layers around every route, outermost first: security
-//! headers, the WebSocket `Origin` check, tokens and roles, the ingest rate,
-//! the body's size and time limits, and a handler's panic → 500. (A panic
+//! headers, the WebSocket `Origin` check, tokens and roles, and a handler's
+//! panic → 500; and around the ingest route alone, its rate and the body's
+//! size and time limits. (A panic
 //! elsewhere ends only its connection's task.)
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
+use axum::routing::MethodRouter;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::headers::{self, SecurityHeaders};
 use super::limits::{self, IngestRate};
 use super::{AppState, auth};
 
+/// The ingest route's own layers: it alone takes a body. The rate limit runs
+/// first, then the body is read under its size and time limits, both after
+/// the caller's token was checked (so no one unknown gets a body buffered).
+pub fn ingest(
+    route: MethodRouter<Arc<AppState>>,
+    state: &Arc<AppState>,
+) -> MethodRouter<Arc<AppState>> {
+    let limits = &state.config.security.limits;
+    route
+        .layer(from_fn_with_state(
+            Arc::new(limits.clone()),
+            limits::read_body,
+        ))
+        .layer(from_fn_with_state(
+            Arc::new(IngestRate::new(limits.ingest_rate_per_sec)),
+            limits::limit_ingest_rate,
+        ))
+}
+
 /// Wraps `routes` in every security layer (a layer added later runs first).
 pub fn harden(routes: Router, state: &Arc<AppState>) -> Router {
     let security = &state.config.security;
     routes
         .layer(CatchPanicLayer::custom(limits::panic_response))
-        .layer(from_fn_with_state(
-            Arc::new(security.limits.clone()),
-            limits::read_body,
-        ))
-        .layer(from_fn_with_state(
-            Arc::new(IngestRate::new(security.limits.ingest_rate_per_sec)),
-            limits::limit_ingest_rate,
-        ))
         .layer(from_fn_with_state(state.clone(), auth::require_role))
         .layer(from_fn_with_state(state.clone(), headers::check_origin))
         .layer(from_fn_with_state(

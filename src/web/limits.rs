@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dashmap::DashMap;
@@ -23,19 +23,13 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, axum::Json(json!({"error": message}))).into_response()
 }
 
-/// Reads a request's body whole before any handler sees it: over
+/// Reads an ingest request's body whole before its handler sees it: over
 /// `body_bytes` is 413, slower than `body_read_timeout` is 408.
 pub async fn read_body(
     State(limits): State<Arc<Limits>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return next.run(request).await;
-    }
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -55,7 +49,8 @@ pub async fn read_body(
     }
     let (parts, body) = request.into_parts();
     let mut chunks = body.into_data_stream();
-    let mut buffer = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    // Trust a declared length only so far: the bytes have yet to arrive.
+    let mut buffer = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
     let reading = async {
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| {
@@ -154,7 +149,7 @@ pub async fn limit_ingest_rate(
     request: Request,
     next: Next,
 ) -> Response {
-    if limiter.rate.is_none() || request.uri().path() != "/api/events" {
+    if limiter.rate.is_none() {
         return next.run(request).await;
     }
     let token = request

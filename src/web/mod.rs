@@ -29,9 +29,6 @@ use crate::feed::FeedError;
 use crate::hub::Hub;
 use crate::shutdown::Signal;
 
-/// Largest request body accepted (then 413).
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
 /// What every handler shares.
 pub struct AppState {
     /// The engine and the board's fan-out.
@@ -48,7 +45,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/", get(pages::board))
         .route("/board/{name}", get(pages::named_board))
-        .route("/api/events", post(api::post_events))
+        .route("/api/events", guard::ingest(post(api::post_events), &state))
         .route("/api/snapshot", get(api::snapshot))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
@@ -81,9 +78,6 @@ pub enum WebError {
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
-    /// The body is over the limit.
-    #[error("request body is over the limit of {MAX_BODY_BYTES} bytes")]
-    TooLarge,
     /// The store cannot take events now; nothing of the batch was applied.
     #[error("the event store is unavailable; nothing of the batch was applied")]
     Unavailable(String),
@@ -103,10 +97,6 @@ impl IntoResponse for WebError {
                 (StatusCode::BAD_REQUEST, json!({"error": self.to_string()}))
             }
             WebError::NotFound(_) => (StatusCode::NOT_FOUND, json!({"error": self.to_string()})),
-            WebError::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({"error": self.to_string()}),
-            ),
             WebError::Unavailable(detail) => {
                 tracing::error!("store unavailable: {detail}");
                 (
