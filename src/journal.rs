@@ -436,9 +436,7 @@ impl Journal {
             seq,
             message,
         };
-        let value: serde_json::Value =
-            serde_json::from_str(body).map_err(|e| bad(e.to_string()))?;
-        Event::from_json(&value).map_err(|e| bad(e.to_string()))
+        Event::from_stored(body).map_err(|e| bad(e.to_string()))
     }
 
     /// The finished calls of a past day.
