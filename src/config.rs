@@ -303,6 +303,7 @@ impl Config {
                 keep_days: Some(2),
                 feed_clock: false,
                 dedupe_ids: true,
+                track_changes: false,
             },
             default_definition,
         })

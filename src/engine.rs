@@ -41,6 +41,9 @@ pub struct EngineSettings {
     /// Ignore events whose id was seen before. Off when a store in front
     /// already refuses repeated ids (its unique index remembers them longer).
     pub dedupe_ids: bool,
+    /// Keep the log of changed finished calls and agents that a store
+    /// records ([`Engine::take_changed`]); without a store nobody reads it.
+    pub track_changes: bool,
 }
 
 impl Default for EngineSettings {
@@ -55,6 +58,7 @@ impl Default for EngineSettings {
             keep_days: Some(2),
             feed_clock: false,
             dedupe_ids: true,
+            track_changes: false,
         }
     }
 }
@@ -213,6 +217,8 @@ pub struct Engine {
     /// The same, for [`Engine::take_newly_counted`] (a second reader: the
     /// store's writer and the supervisor's ledger drain at different times).
     newly_counted: HashMap<Arc<str>, Counted>,
+    /// Agents whose state changed since [`Engine::take_changed_agents`].
+    changed_agents: HashMap<String, AgentEntry>,
 }
 
 impl Engine {
@@ -244,6 +250,7 @@ impl Engine {
             next_day_start,
             changed: HashMap::default(),
             newly_counted: HashMap::default(),
+            changed_agents: HashMap::default(),
         }
     }
 
@@ -318,16 +325,58 @@ impl Engine {
                     .map(|e| e.queues.clone())
                     .unwrap_or_default()
             });
-            self.agents.insert(
-                agent,
-                AgentEntry {
-                    status,
-                    since: at,
-                    queues,
-                    arrival,
-                },
-            );
+            let entry = AgentEntry {
+                status,
+                since: at,
+                queues,
+                arrival,
+            };
+            if self.settings.track_changes {
+                self.changed_agents.insert(agent.clone(), entry.clone());
+            }
+            self.agents.insert(agent, entry);
         }
+    }
+
+    /// Puts back an agent's recorded state (at restart), without moving the
+    /// clock; any later status replayed for it wins.
+    pub fn restore_agent(
+        &mut self,
+        agent: String,
+        status: AgentStatus,
+        since: Timestamp,
+        queues: Vec<String>,
+    ) {
+        let entry = AgentEntry {
+            status,
+            since,
+            queues,
+            arrival: 0,
+        };
+        self.agents.insert(agent, entry);
+    }
+
+    /// Gives back changes taken with [`Engine::take_changed`] and
+    /// [`Engine::take_changed_agents`] that could not be recorded; a change
+    /// made since then is newer and stays.
+    pub fn put_back_changed(
+        &mut self,
+        finished: Vec<(String, Counted)>,
+        agents: Vec<(String, AgentEntry)>,
+    ) {
+        for (call, counted) in finished {
+            self.changed.entry(Arc::from(call)).or_insert(counted);
+        }
+        for (agent, entry) in agents {
+            self.changed_agents.entry(agent).or_insert(entry);
+        }
+    }
+
+    /// The agents whose state changed since the last call of this, as they are now.
+    pub fn take_changed_agents(&mut self) -> Vec<(String, AgentEntry)> {
+        std::mem::take(&mut self.changed_agents)
+            .into_iter()
+            .collect()
     }
 
     /// Adds an event to its call and recounts the call, unless it came too
@@ -399,7 +448,9 @@ impl Engine {
         let old_indexed = entry.indexed_last_at.take();
         if old_counted != counted {
             if let Some(new) = &counted {
-                self.changed.insert(key.clone(), new.clone());
+                if self.settings.track_changes {
+                    self.changed.insert(key.clone(), new.clone());
+                }
                 self.newly_counted.insert(key.clone(), new.clone());
             }
             if let Some(old) = &old_counted {

@@ -16,9 +16,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast, oneshot};
 
-use crate::engine::{Counted, Engine, EngineSettings, IngestReport, Scope};
+use crate::engine::{Engine, EngineSettings, IngestReport, Scope};
 use crate::event::Event;
-use crate::journal::{Append, Journal, JournalError};
+use crate::journal::{Append, Derived, Journal, JournalError};
 use crate::supervisor::{self, Ledger};
 use crate::{patch, snapshot};
 
@@ -249,40 +249,31 @@ impl Hub {
         let now = start_time(clock, &wall, journal.latest_time()?);
         let settings = Arc::new(EngineSettings {
             dedupe_ids: false,
+            track_changes: true,
             ..with_clock(settings, clock)
         });
         let mut engine = Engine::new(settings.clone(), Timestamp::UNIX_EPOCH);
         let rebuilt = rebuild(&mut engine, &journal, &store.dir, now)?;
         let replayed = rebuilt.events;
         engine.advance(now);
-        for row in &rebuilt.settled {
-            let counted = engine.count_of(row.finished_at, row.verdict.clone());
-            engine.restore_settled(&row.call, &counted);
-        }
-        let replay_time = started.elapsed();
-        // Every finished call the replay saw is in the change log: today's
-        // make the supervisor's ledger. Rows up to the watermark were recorded
-        // before; heal only what came after it, and expiries, which no event marks.
+        // Settled calls count in today's tallies and the supervisor's ledger;
+        // the ledger also takes every call the replay counted.
         let mut ledger = Ledger::default();
         ledger.roll(engine.today());
         for row in &rebuilt.settled {
-            ledger.record(
-                &row.call,
-                &engine.count_of(row.finished_at, row.verdict.clone()),
-            );
+            let counted = engine.count_of(row.finished_at, row.verdict.clone());
+            engine.restore_settled(&row.call, &counted);
+            ledger.record(&row.call, &counted);
         }
-        let changed: Vec<(String, Counted)> = engine
-            .take_changed()
-            .into_iter()
-            .inspect(|(call, counted)| ledger.record(call, counted))
-            .filter(|(call, c)| {
-                rebuilt.touched.contains(&**call)
-                    || c.verdict.outcome == crate::outcome::Outcome::Expired
-            })
-            .map(|(call, c)| (call.to_string(), c))
-            .collect();
         ledger.update(&mut engine);
-        journal.record_finished(&changed)?;
+        let replay_time = started.elapsed();
+        // Rows up to the watermark were recorded before: heal only what came
+        // after it, and expiries, which no event marks.
+        let mut derived = take_derived(&mut engine);
+        derived.finished.retain(|(call, c)| {
+            rebuilt.touched.contains(call) || c.verdict.outcome == crate::outcome::Outcome::Expired
+        });
+        journal.record_derived(&derived)?;
         let record_time = started.elapsed() - replay_time;
         tracing::info!(
             events = replayed,
@@ -440,10 +431,6 @@ impl Hub {
         let (board, detail) = {
             let mut engine = self.core.engine();
             self.core.tick(&mut engine);
-            if self.writer.is_none() {
-                // Nobody records finished calls without a store.
-                engine.take_changed();
-            }
             let mut ledger = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
             (
                 snapshot::today_with_groups(&engine, &groups),
@@ -483,6 +470,18 @@ impl Drop for Hub {
     }
 }
 
+/// The derived rows the engine changed since they were last taken.
+fn take_derived(engine: &mut Engine) -> Derived {
+    Derived {
+        finished: engine
+            .take_changed()
+            .into_iter()
+            .map(|(k, c)| (k.to_string(), c))
+            .collect(),
+        agents: engine.take_changed_agents(),
+    }
+}
+
 fn with_clock(settings: EngineSettings, clock: Clock) -> EngineSettings {
     EngineSettings {
         feed_clock: clock == Clock::Feed,
@@ -496,13 +495,6 @@ fn start_time(clock: Clock, wall: &WallClock, latest_stored: Option<Timestamp>) 
         Clock::Wall => wall(),
         Clock::Feed => latest_stored.unwrap_or(Timestamp::UNIX_EPOCH),
     }
-}
-
-fn owned(changed: Vec<(Arc<str>, Counted)>) -> Vec<(String, Counted)> {
-    changed
-        .into_iter()
-        .map(|(k, c)| (k.to_string(), c))
-        .collect()
 }
 
 /// Events parsed per chunk handed from the reading thread to the engine.
@@ -548,7 +540,9 @@ fn rebuild(
         );
     }
     let skip: rustc_hash::FxHashSet<String> = settled.iter().map(|r| r.call.clone()).collect();
-    engine.ingest(journal.agents()?);
+    for a in journal.agents()? {
+        engine.restore_agent(a.agent, a.status, a.since, a.queues);
+    }
     let mut events = 0u64;
     let (chunks, received_chunks) = mpsc::sync_channel::<Vec<(Timestamp, Event)>>(8);
     std::thread::scope(|scope| {
@@ -641,7 +635,7 @@ fn commit_group(core: &Core, journal: &mut Journal, group: Vec<Request>) {
     let mut engine = core.engine();
     core.tick(&mut engine);
     let received = engine.now();
-    let finished = owned(engine.take_changed());
+    let derived = take_derived(&mut engine);
     let appends: Vec<Append<'_>> = group
         .iter()
         .map(|r| Append {
@@ -649,9 +643,10 @@ fn commit_group(core: &Core, journal: &mut Journal, group: Vec<Request>) {
             received,
         })
         .collect();
-    let fresh = match journal.append(&appends, &finished) {
+    let fresh = match journal.append(&appends, &derived) {
         Ok(fresh) => fresh,
         Err(e) => {
+            engine.put_back_changed(derived.finished, derived.agents);
             drop(engine);
             let message = e.to_string();
             for request in group {
@@ -684,19 +679,22 @@ fn commit_group(core: &Core, journal: &mut Journal, group: Vec<Request>) {
 /// Records derived rows that changed without new events (expiry, late
 /// corrections already committed) and prunes past retention.
 fn idle(core: &Core, journal: &mut Journal, store: &StoreSettings, last_prune: &mut Timestamp) {
-    let (finished, now, first_day) = {
+    let (derived, now, first_day) = {
         let mut engine = core.engine();
         let now = engine.now();
         let today = engine.today();
         let first_day = today
             .checked_sub(jiff::Span::new().days(i64::from(store.retention_days)))
             .unwrap_or(today);
-        (owned(engine.take_changed()), now, first_day)
+        (take_derived(&mut engine), now, first_day)
     };
-    if !finished.is_empty()
-        && let Err(e) = journal.record_finished(&finished)
+    if !derived.is_empty()
+        && let Err(e) = journal.record_derived(&derived)
     {
-        tracing::error!("recording finished calls: {e}");
+        tracing::error!("recording finished calls and agents: {e}");
+        // Kept for the next try: the watermark did not move past them.
+        core.engine()
+            .put_back_changed(derived.finished, derived.agents);
     }
     if now.duration_since(*last_prune) >= PRUNE_EVERY {
         *last_prune = now;

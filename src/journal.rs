@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::engine::Counted;
-use crate::event::{Event, EventKind};
+use crate::engine::{AgentEntry, Counted};
+use crate::event::{AgentStatus, Event};
 use crate::outcome::{Outcome, Verdict};
 
 /// The schema this build writes; a store with another is refused, never rewritten.
@@ -44,8 +44,9 @@ CREATE TABLE finished_calls (
 CREATE INDEX finished_calls_day ON finished_calls(day);
 CREATE TABLE agents (
     agent TEXT PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    body TEXT NOT NULL
+    status TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    queues TEXT NOT NULL
 );
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -109,6 +110,36 @@ pub struct FinishedRow {
     pub day: Date,
     /// Outcome, wait, reach, queue, agent, caller.
     pub verdict: Verdict,
+}
+
+/// Rows derived from the events (rebuildable by replaying them): finished
+/// calls as they count now, and agents as they are now.
+#[derive(Debug, Default)]
+pub struct Derived {
+    /// Finished calls whose count changed.
+    pub finished: Vec<(String, Counted)>,
+    /// Agents whose state changed.
+    pub agents: Vec<(String, AgentEntry)>,
+}
+
+impl Derived {
+    /// Whether there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.finished.is_empty() && self.agents.is_empty()
+    }
+}
+
+/// An agent as the store last recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentRow {
+    /// Its name.
+    pub agent: String,
+    /// Its status.
+    pub status: AgentStatus,
+    /// Since when.
+    pub since: Timestamp,
+    /// The queues it serves.
+    pub queues: Vec<String>,
 }
 
 /// One batch to append: its events and the engine time it is applied at.
@@ -228,12 +259,12 @@ impl Journal {
     }
 
     /// Appends batches in one transaction (one fsync for all of them), with
-    /// the finished calls changed by every event appended before them.
+    /// the derived rows changed by every event appended before them.
     /// Returns, per batch, which of its events were new (not a repeated id).
     pub fn append(
         &mut self,
         batches: &[Append<'_>],
-        finished: &[(String, Counted)],
+        derived: &Derived,
     ) -> Result<Vec<Vec<bool>>, JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
@@ -247,13 +278,6 @@ impl Journal {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO events (received_ms, at_ms, call, id, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(e)?;
-            let mut agent = tx
-                .prepare_cached(
-                    "INSERT INTO agents (agent, at_ms, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(agent) DO UPDATE SET at_ms = excluded.at_ms, body = excluded.body
-                     WHERE excluded.at_ms >= agents.at_ms",
                 )
                 .map_err(e)?;
             for batch in batches {
@@ -273,34 +297,27 @@ impl Journal {
                         // Read at once: other inserts move `last_insert_rowid` too.
                         last_seq = tx.last_insert_rowid();
                     }
-                    if inserted == 1
-                        && let EventKind::AgentStatus { agent: name, .. } = &event.kind
-                    {
-                        agent
-                            .execute(params![name, ms(event.at), body])
-                            .map_err(e)?;
-                    }
                     new.push(inserted == 1);
                 }
                 fresh.push(new);
             }
         }
-        write_finished(&tx, finished, self.last_seq).map_err(e)?;
+        write_derived(&tx, derived, self.last_seq).map_err(e)?;
         tx.commit().map_err(e)?;
         self.last_seq = last_seq;
         Ok(fresh)
     }
 
-    /// Records finished calls as they count now, with every event appended
-    /// so far applied (derived; may lag the events).
-    pub fn record_finished(&mut self, finished: &[(String, Counted)]) -> Result<(), JournalError> {
+    /// Records derived rows, with every event appended so far applied (they
+    /// may lag the events; the watermark says how far they are complete).
+    pub fn record_derived(&mut self, derived: &Derived) -> Result<(), JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(e)?;
-        write_finished(&tx, finished, self.last_seq).map_err(e)?;
+        write_derived(&tx, derived, self.last_seq).map_err(e)?;
         tx.commit().map_err(e)
     }
 
@@ -347,20 +364,34 @@ impl Journal {
             .map_err(self.sqlite())
     }
 
-    /// Every agent's latest status event.
-    pub fn agents(&self) -> Result<Vec<Event>, JournalError> {
+    /// Every agent's state as last recorded.
+    pub fn agents(&self) -> Result<Vec<AgentRow>, JournalError> {
+        let e = self.sqlite();
         let mut stmt = self
             .conn
-            .prepare("SELECT rowid, body FROM agents ORDER BY at_ms")
-            .map_err(self.sqlite())?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .map_err(self.sqlite())?;
-        rows.map(|row| {
-            let (seq, body) = row.map_err(self.sqlite())?;
-            self.parse_row(seq, &body)
-        })
-        .collect()
+            .prepare("SELECT agent, status, since_ms, queues FROM agents")
+            .map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        let mut agents = Vec::new();
+        while let Some(row) = rows.next().map_err(&e)? {
+            let agent: String = row.get(0).map_err(&e)?;
+            let status: String = row.get(1).map_err(&e)?;
+            let queues: String = row.get(3).map_err(&e)?;
+            let bad = |what: &str| JournalError::Foreign {
+                path: self.path.clone(),
+                message: format!("agent {agent}: unreadable {what}"),
+            };
+            agents.push(AgentRow {
+                status: AgentStatus::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == status)
+                    .ok_or_else(|| bad("status"))?,
+                since: from_ms(row.get(2).map_err(&e)?),
+                queues: serde_json::from_str(&queues).map_err(|_| bad("queues"))?,
+                agent,
+            });
+        }
+        Ok(agents)
     }
 
     /// Calls every event of every call active since `horizon` (by its events'
@@ -395,13 +426,12 @@ impl Journal {
             .conn
             .prepare_cached("SELECT min(seq) FROM events WHERE call = ?1")
             .map_err(&e)?;
-        let mut start = i64::MAX;
+        // Agent events after the watermark are replayed too (the table holds
+        // agents as of the watermark).
+        let mut start = watermark + 1;
         for call in &relevant {
             let first: Option<i64> = first_of.query_row([call], |r| r.get(0)).map_err(&e)?;
             start = start.min(first.unwrap_or(i64::MAX));
-        }
-        if relevant.is_empty() {
-            return Ok(());
         }
         let mut scan = self
             .conn
@@ -409,12 +439,15 @@ impl Journal {
             .map_err(&e)?;
         let mut rows = scan.query([start]).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
-            let call = row.get_ref(2).map_err(&e)?;
-            let Ok(call) = call.as_str() else { continue };
-            if !relevant.contains(call) {
+            let seq: i64 = row.get(0).map_err(&e)?;
+            let wanted = match row.get_ref(2).map_err(&e)?.as_str_or_null() {
+                Ok(Some(call)) => relevant.contains(call),
+                Ok(None) => seq > watermark,
+                Err(_) => false,
+            };
+            if !wanted {
                 continue;
             }
-            let seq: i64 = row.get(0).map_err(&e)?;
             let received: i64 = row.get(1).map_err(&e)?;
             let body =
                 row.get_ref(3)
@@ -528,13 +561,23 @@ impl Journal {
     }
 }
 
-/// Upserts finished calls and moves the watermark to `through` (the last
+/// Upserts derived rows and moves the watermark to `through` (the last
 /// event seq whose effects they include).
-fn write_finished(
+fn write_derived(
     tx: &rusqlite::Transaction<'_>,
-    finished: &[(String, Counted)],
+    derived: &Derived,
     through: i64,
 ) -> rusqlite::Result<()> {
+    let mut agent = tx.prepare_cached(
+        "INSERT INTO agents (agent, status, since_ms, queues) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(agent) DO UPDATE SET status = excluded.status,
+           since_ms = excluded.since_ms, queues = excluded.queues",
+    )?;
+    for (name, a) in &derived.agents {
+        let queues = serde_json::to_string(&a.queues).expect("strings serialize");
+        agent.execute(params![name, a.status.as_str(), ms(a.since), queues])?;
+    }
+    let finished = &derived.finished;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",

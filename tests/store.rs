@@ -76,6 +76,7 @@ async fn restart_rebuilds_the_same_board() {
 async fn restart_at(clock: &str) {
     let dir = temp_dir("restart");
     let (wall, _) = manual_clock(clock);
+    let agents_before;
     let before = {
         let hub = open(&dir, Clock::Wall, &wall);
         let all = journeys();
@@ -85,12 +86,23 @@ async fn restart_at(clock: &str) {
             hub.ingest(events(&chunk.join("\n"))).await.unwrap();
         }
         hub.ingest(events(&lines[..20].join("\n"))).await.unwrap();
+        // An agent's queues, set once and kept by a later status without them.
+        hub.ingest(events(concat!(
+            r#"{"id":"s1","at":"2026-11-20T08:00:00Z","type":"agent_status","agent":"amy","status":"available","queues":["results"]}"#, "\n",
+            r#"{"id":"s2","at":"2026-11-20T09:30:00Z","type":"agent_status","agent":"amy","status":"busy"}"#,
+        )))
+        .await
+        .unwrap();
+        agents_before = hub.with_engine(|e| e.agents().clone());
         board(&hub)
     };
     // The first hub is gone (its writer recorded the finished calls on the way out).
     for _ in 0..2 {
         let hub = open(&dir, Clock::Wall, &wall);
         assert_eq!(board(&hub), before, "restart at {clock}");
+        let agents = hub.with_engine(|e| e.agents().clone());
+        assert_eq!(agents["amy"].queues, ["results"], "restart at {clock}");
+        assert_eq!(agents["amy"].status, agents_before["amy"].status);
         let supervisor = detail(&hub);
         drop(hub);
         let hub = open(&dir, Clock::Wall, &wall);
@@ -320,7 +332,7 @@ async fn a_restart_records_finished_calls_a_crash_left_out() {
                     events: &batch,
                     received,
                 }],
-                &[],
+                &Default::default(),
             )
             .unwrap();
     }
