@@ -175,6 +175,15 @@ fn live_state(history: &[HistoryEvent]) -> Live {
     let mut queue: Option<&str> = None;
     let mut agent: Option<&str> = None;
     for event in history {
+        // Talking is "answered, with no transferred after that answer": only
+        // a transfer, another answer or a new queue entry moves it.
+        let moves_talking = matches!(
+            event.kind,
+            EventKind::Answered { .. } | EventKind::Transferred { .. } | EventKind::Queued { .. }
+        );
+        if state == LiveState::Talking && !moves_talking {
+            continue;
+        }
         let (next, next_agent) = match &event.kind {
             EventKind::CallStarted { .. }
             | EventKind::IvrStarted { .. }
@@ -189,8 +198,9 @@ fn live_state(history: &[HistoryEvent]) -> Live {
                 LiveState::Queued => (LiveState::Queued, Some(a.as_str())),
                 _ => (LiveState::Ringing, Some(a.as_str())),
             },
+            // Routing goes on: still queued or ringing, but not at that agent.
             EventKind::Declined { .. } => match state {
-                LiveState::Queued | LiveState::Ringing => continue,
+                LiveState::Queued | LiveState::Ringing => (state, None),
                 _ => (LiveState::Other, None),
             },
             EventKind::Answered { agent: a } => (LiveState::Talking, Some(a.as_str())),
@@ -253,6 +263,28 @@ mod tests {
             });
         }
         call
+    }
+
+    #[test]
+    fn a_decline_leaves_the_agent_but_not_the_queue() {
+        let c = call(vec![
+            (0, EventKind::Queued { queue: "q".into() }),
+            (
+                3,
+                EventKind::Offered {
+                    agent: "a".into(),
+                    queue: None,
+                },
+            ),
+            (5, EventKind::Declined { agent: "a".into() }),
+        ]);
+        let Status::Live(live) = c.status() else {
+            panic!()
+        };
+        assert_eq!(
+            (live.state, live.agent, live.since),
+            (LiveState::Queued, None, at(0))
+        );
     }
 
     fn state_of(events: Vec<(i64, EventKind)>) -> (LiveState, Option<String>, Timestamp) {
@@ -378,6 +410,23 @@ mod tests {
                 9,
             ),
             (vec![(0, K::DeadEnd)], LiveState::Other, None, 0),
+            (
+                vec![
+                    (0, q("x")),
+                    (4, K::Answered { agent: "a".into() }),
+                    (6, offered()),
+                    (7, K::Declined { agent: "a".into() }),
+                ],
+                LiveState::Talking,
+                Some("x"),
+                4,
+            ),
+            (
+                vec![(0, K::Answered { agent: "a".into() }), (6, K::Voicemail)],
+                LiveState::Talking,
+                None,
+                0,
+            ),
         ];
         for (events, state, queue, since) in cases {
             let desc = format!("{events:?}");
