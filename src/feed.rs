@@ -177,7 +177,13 @@ fn check_shape(body: &[u8], array: bool, limits: BatchLimits) -> Result<(), Feed
                     index += 1;
                 }
             }
-            b',' if array && depth == 1 => index += 1,
+            // Counted at the comma too: `[1,1,1,…]` holds no `[`/`{` per element.
+            b',' if array && depth == 1 => {
+                index += 1;
+                if index >= max_events {
+                    return Err(too_many(max_events, None));
+                }
+            }
             _ => {}
         }
     }
@@ -342,6 +348,10 @@ mod tests {
         let err = parse(&format!("{A}\n{deep}")).unwrap_err();
         assert_eq!((err.index, err.line), (1, Some(2)));
         assert!(err.to_string().contains("limits.max_json_depth"), "{err}");
+        // Scalars in an array are counted before anything is built from them.
+        let err = parse("[1,1,1,1]").unwrap_err();
+        assert!(err.to_string().contains("limits.max_events_per_batch"), "{err}");
+        assert_eq!(err.index, 2);
         let err = parse(&format!("[{A},{A},{deep}]")).unwrap_err();
         assert_eq!((err.index, err.line), (2, None));
         assert!(
