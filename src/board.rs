@@ -560,13 +560,15 @@ fn threshold(key: &str, raw: &RawThreshold, format: Format) -> Result<Threshold,
     if raw.warn.is_none() && raw.alert.is_none() {
         return Err(invalid(key, "give `warn`, `alert` or both"));
     }
-    let scale = if format == Format::Percent { 0.01 } else { 1.0 };
+    // Divide rather than multiply by 0.01: 70 * 0.01 is 0.7000000000000001,
+    // which would make "warn at 70 %" miss a service level of exactly 70 %.
+    let divisor = if format == Format::Percent { 100.0 } else { 1.0 };
     let level = |field: &str, v: Option<f64>| match v {
         Some(v) if !v.is_finite() || v < 0.0 => Err(invalid(
             &format!("{key}.{field}"),
             format!("must be a number of at least 0, not {v}"),
         )),
-        v => Ok(v.map(|v| v * scale)),
+        v => Ok(v.map(|v| v / divisor)),
     };
     let below = raw.below.unwrap_or_else(|| key.ends_with(".service_level"));
     let t = Threshold {
@@ -697,6 +699,23 @@ mod tests {
             assert!(err.contains(expected), "{text:?} gave {err:?}");
         }
         assert!(boards("[[board]]\nname = \"a\"\ncolour = 1").is_err());
+    }
+
+    #[test]
+    fn percentage_levels_match_the_percentage_shown() {
+        // 35 and 70 are among the levels that multiplying by 0.01 got wrong.
+        for (key, level, value, state) in [
+            ("board[0].thresholds.abandon_rate", 35.0, 0.35, TileState::Warn),
+            ("board[0].thresholds.service_level", 70.0, 0.70, TileState::Ok),
+            ("board[0].thresholds.service_level", 70.0, 0.69, TileState::Warn),
+        ] {
+            let raw = RawThreshold {
+                warn: Some(level),
+                ..Default::default()
+            };
+            let t = threshold(key, &raw, Format::Percent).unwrap();
+            assert_eq!(t.state(Some(value)), state, "{key} {level} at {value}");
+        }
     }
 
     #[test]
