@@ -125,6 +125,10 @@ impl AsyncWrite for Counted {
     }
 }
 
+/// Refusals answered at once at most; past that a connection over the limit
+/// is closed without an answer, so a flood cannot hold sockets and tasks.
+const MAX_REFUSALS_IN_FLIGHT: usize = 1024;
+
 const REFUSAL_BODY: &str =
     r#"{"error":"too many connections (limits.max_connections_per_ip or limits.max_connections)"}"#;
 
@@ -160,6 +164,7 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let connections = Arc::new(Connections::default());
+    let refusing = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (closing, closing_signal) = watch::channel(false);
     let (open_tx, mut all_closed) = mpsc::channel::<()>(1);
     tokio::pin!(stop);
@@ -180,7 +185,17 @@ pub async fn serve(
             limits.max_connections,
         ) else {
             tracing::debug!("refused a connection over the limit");
-            tokio::spawn(refuse(stream));
+            use std::sync::atomic::Ordering::Relaxed;
+            if refusing.fetch_add(1, Relaxed) < MAX_REFUSALS_IN_FLIGHT {
+                let refusing = refusing.clone();
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    refusing.fetch_sub(1, Relaxed);
+                });
+            } else {
+                refusing.fetch_sub(1, Relaxed);
+                drop(stream);
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
