@@ -562,7 +562,11 @@ fn threshold(key: &str, raw: &RawThreshold, format: Format) -> Result<Threshold,
     }
     // Divide rather than multiply by 0.01: 70 * 0.01 is 0.7000000000000001,
     // which would make "warn at 70 %" miss a service level of exactly 70 %.
-    let divisor = if format == Format::Percent { 100.0 } else { 1.0 };
+    let divisor = if format == Format::Percent {
+        100.0
+    } else {
+        1.0
+    };
     let level = |field: &str, v: Option<f64>| match v {
         Some(v) if !v.is_finite() || v < 0.0 => Err(invalid(
             &format!("{key}.{field}"),
@@ -705,9 +709,24 @@ mod tests {
     fn percentage_levels_match_the_percentage_shown() {
         // 35 and 70 are among the levels that multiplying by 0.01 got wrong.
         for (key, level, value, state) in [
-            ("board[0].thresholds.abandon_rate", 35.0, 0.35, TileState::Warn),
-            ("board[0].thresholds.service_level", 70.0, 0.70, TileState::Ok),
-            ("board[0].thresholds.service_level", 70.0, 0.69, TileState::Warn),
+            (
+                "board[0].thresholds.abandon_rate",
+                35.0,
+                0.35,
+                TileState::Warn,
+            ),
+            (
+                "board[0].thresholds.service_level",
+                70.0,
+                0.70,
+                TileState::Ok,
+            ),
+            (
+                "board[0].thresholds.service_level",
+                70.0,
+                0.69,
+                TileState::Warn,
+            ),
         ] {
             let raw = RawThreshold {
                 warn: Some(level),

@@ -350,7 +350,10 @@ mod tests {
         assert!(err.to_string().contains("limits.max_json_depth"), "{err}");
         // Scalars in an array are counted before anything is built from them.
         let err = parse("[1,1,1,1]").unwrap_err();
-        assert!(err.to_string().contains("limits.max_events_per_batch"), "{err}");
+        assert!(
+            err.to_string().contains("limits.max_events_per_batch"),
+            "{err}"
+        );
         assert_eq!(err.index, 2);
         let err = parse(&format!("[{A},{A},{deep}]")).unwrap_err();
         assert_eq!((err.index, err.line), (2, None));

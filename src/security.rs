@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 
+/// Longest token accepted in the configuration.
+pub const MAX_TOKEN_BYTES: usize = 512;
+
 /// `[auth]` as written.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,7 +178,7 @@ impl Security {
 /// A token travels in headers, cookies and query strings: visible ASCII without separators.
 fn token_is_safe(token: &str) -> bool {
     !token.is_empty()
-        && token.len() <= 512
+        && token.len() <= MAX_TOKEN_BYTES
         && token
             .bytes()
             .all(|b| b.is_ascii_graphic() && !b";,\"\\&#%+=?".contains(&b))

@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::security::MAX_TOKEN_BYTES;
 
 use super::AppState;
 use crate::config::Config;
@@ -82,16 +84,28 @@ pub struct Principal {
     pub role: Option<Role>,
 }
 
-/// The role of `presented`, compared in constant time against every token (no early exit).
+/// The role of `presented`, compared against every token in time that
+/// depends on neither: fixed-width buffers (a slice comparison would return
+/// early on a length mismatch) and a branch-free choice of the match.
 pub fn role_of(auth: &Auth, presented: &str) -> Option<(usize, Role)> {
-    let mut found = None;
-    for (i, (token, role)) in auth.tokens.iter().enumerate() {
-        let equal: bool = token.as_bytes().ct_eq(presented.as_bytes()).into();
-        if equal {
-            found = Some((i, *role));
-        }
+    fn padded(bytes: &[u8]) -> [u8; MAX_TOKEN_BYTES] {
+        let mut buffer = [0u8; MAX_TOKEN_BYTES];
+        let n = bytes.len().min(MAX_TOKEN_BYTES);
+        buffer[..n].copy_from_slice(&bytes[..n]);
+        buffer
     }
-    found
+    let theirs = padded(presented.as_bytes());
+    let their_len = presented.len() as u64;
+    let mut found = u64::MAX;
+    for (i, (token, _)) in auth.tokens.iter().enumerate() {
+        let equal =
+            padded(token.as_bytes()).ct_eq(&theirs) & (token.len() as u64).ct_eq(&their_len);
+        found.conditional_assign(&(i as u64), equal);
+    }
+    let i = usize::try_from(found)
+        .ok()
+        .filter(|&i| i < auth.tokens.len())?;
+    Some((i, auth.tokens[i].1))
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
