@@ -104,7 +104,7 @@ pub async fn run(
     let hub = tokio::task::spawn_blocking(move || open_hub(&opening))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))??;
-    serve(listener, Arc::new(hub), options, stop).await
+    serve_checked(listener, Arc::new(hub), options, stop).await
 }
 
 /// Serves an already opened hub.
@@ -115,6 +115,16 @@ pub async fn serve(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     check_listener(&listener, &options)?;
+    serve_checked(listener, hub, options, stop).await
+}
+
+/// Serves once the listener has passed [`check_listener`].
+async fn serve_checked(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    options: ServeOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let (trigger, signal) = shutdown::channel();
     let state = Arc::new(AppState {
         hub: hub.clone(),
