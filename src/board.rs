@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, invalid};
 use crate::definition::Definition;
 
 /// The name of the board `GET /` shows; a `[[board]]` of that name replaces the built-in one.
@@ -447,13 +447,6 @@ impl Boards {
             .filter(|b| !b.queues.is_empty())
             .map(|b| (b.name.clone(), b.queues.clone()))
             .collect()
-    }
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
     }
 }
 

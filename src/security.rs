@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, invalid};
 
 /// Longest token accepted in the configuration.
 pub const MAX_TOKEN_BYTES: usize = 512;
@@ -151,13 +151,6 @@ pub struct Security {
     pub limits: Limits,
     /// Browser policy.
     pub web: WebPolicy,
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
 }
 
 impl Security {
