@@ -69,8 +69,9 @@ pub struct Published {
     pub seq: u64,
     /// The document without `seq`.
     pub board: Value,
-    /// The snapshot JSON (the document with `seq`), serialized once.
-    pub json: String,
+    /// The snapshot JSON (the document with `seq`), serialized once and
+    /// shared by every request for it.
+    pub json: bytes::Bytes,
     /// Its key in a snapshot message: `board` or `detail`.
     key: &'static str,
     /// The snapshot message, built once on first use and shared by every
@@ -80,13 +81,15 @@ pub struct Published {
 
 impl Published {
     fn new(key: &'static str, seq: u64, board: Value) -> Published {
-        let mut with_seq = board.clone();
-        if let Value::Object(map) = &mut with_seq {
-            map.insert("seq".into(), seq.into());
-        }
+        // `seq` goes in front of the serialized object (not into a copy of it).
+        let body = board.to_string();
+        let json = match body.strip_prefix('{') {
+            Some("}") | None => format!(r#"{{"seq":{seq}}}"#),
+            Some(rest) => format!(r#"{{"seq":{seq},{rest}"#),
+        };
         Published {
             seq,
-            json: with_seq.to_string(),
+            json: json.into(),
             board,
             key,
             message: std::sync::OnceLock::new(),
@@ -99,7 +102,9 @@ impl Published {
             .get_or_init(|| {
                 format!(
                     r#"{{"type":"snapshot","seq":{},"{}":{}}}"#,
-                    self.seq, self.key, self.json
+                    self.seq,
+                    self.key,
+                    std::str::from_utf8(&self.json).expect("serialized JSON is UTF-8")
                 )
                 .into()
             })

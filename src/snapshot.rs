@@ -95,8 +95,11 @@ fn queues(engine: &Engine, scope: Option<&Scope>, with_live: bool) -> Map<String
             let tally = scope.and_then(|s| s.queues.get(name)).unwrap_or(&empty);
             let mut queue = Map::new();
             if with_live {
-                let live = engine.live_queues().get(name).cloned().unwrap_or_default();
-                queue.insert("live".into(), to_value(LiveFigures::from(&live)));
+                let live = engine.live_queues().get(name).map_or_else(
+                    || LiveFigures::from(&LiveTally::default()),
+                    LiveFigures::from,
+                );
+                queue.insert("live".into(), to_value(live));
             }
             queue.insert("outcomes".into(), Value::Object(tally.outcomes()));
             queue.insert(

@@ -99,7 +99,7 @@ pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
     json_text(app.hub.detail().latest().json.clone())
 }
 
-fn json_text(text: String) -> Response {
+fn json_text(text: axum::body::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
