@@ -1,6 +1,6 @@
 //! `GET /ws` (the board) and `GET /ws/supervisor` (the supervisor's detail):
 //! a snapshot, then every delta in seq order; a client that falls behind is
-//! sent a fresh snapshot. One send loop and one receive task per socket.
+//! sent a fresh snapshot. One loop per socket sends, reads and pings.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,23 +75,11 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
         return;
     }
 
-    let last_heard = Arc::new(std::sync::Mutex::new(Instant::now()));
-    let heard = last_heard.clone();
-    let mut receiver = tokio::spawn(async move {
-        // Any message (pongs included) proves the peer alive; a close, an
-        // error or an oversized message ends the connection.
-        while let Some(Ok(message)) = stream.next().await {
-            if matches!(message, Message::Close(_)) {
-                break;
-            }
-            *heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-        }
-    });
-
     // A peer silent for this long (no pong, no message) is dropped.
     let peer_timeout = app.config.security.limits.ws_ping_timeout;
     let mut ping = tokio::time::interval(PING_EVERY.min(peer_timeout / 3));
     ping.reset();
+    let mut last_heard = Instant::now();
     let shutdown = app.shutdown.clone().wait();
     tokio::pin!(shutdown);
     loop {
@@ -110,14 +98,21 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
                 }
                 Err(RecvError::Closed) => break,
             },
+            // Any message (pongs included) proves the peer alive; a close, an
+            // error or an oversized message ends the connection.
+            message = stream.next() => match message {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Ok(_)) => {
+                    last_heard = Instant::now();
+                    continue;
+                }
+            },
             _ = ping.tick() => {
-                let silent = last_heard.lock().unwrap_or_else(|p| p.into_inner()).elapsed();
-                if silent > peer_timeout {
+                if last_heard.elapsed() > peer_timeout {
                     break;
                 }
                 Message::Ping(Default::default())
             }
-            _ = &mut receiver => break,
             () = &mut shutdown => {
                 let _ = sink.send(Message::Close(None)).await;
                 break;
@@ -127,5 +122,4 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
             break;
         }
     }
-    receiver.abort();
 }
