@@ -51,9 +51,44 @@
     return el;
   }
 
+  // A cell that ticks every second: it keeps its start time in data-since and
+  // tick() rewrites only these cells' text.
+  function ticking(tag, cls, ts) {
+    return h(tag, { class: `${cls} tick`, 'data-since': ts || null }, since(ts));
+  }
+
+  // The ticking cells of each section, gathered when its rows are built.
+  const tickers = { queues: [], calls: [], agents: [] };
+  function gatherTickers(name, el) { tickers[name] = Array.from(el.querySelectorAll('[data-since]')); }
+
+  // Rows are built only when their data changed: each section keeps its
+  // rows by a key of the data they show, and reuses a row whose key is
+  // unchanged (its ticking cell is kept current by tick()).
+  const built = { queues: new Map(), calls: new Map(), agents: new Map(), callbacks: new Map() };
+  function rowsOf(name, items, keyOf, build) {
+    const before = built[name];
+    const after = new Map();
+    const rows = items.map((item, i) => {
+      const key = keyOf(item, i);
+      let row = before.get(key);
+      if (!row || after.has(key)) row = build(item, i);
+      after.set(key, row);
+      return row;
+    });
+    built[name] = after;
+    return rows;
+  }
+
+  // Puts the rows in place, touching the DOM only if they differ.
+  function place(el, rows) {
+    const now = el.children;
+    if (now.length === rows.length && rows.every((r, i) => now[i] === r)) return;
+    el.replaceChildren(...rows);
+  }
+
   function fill(tbody, rows, emptyText, columns) {
     if (rows.length === 0) rows = [h('tr', {}, h('td', { colspan: columns, class: 'empty' }, emptyText))];
-    tbody.replaceChildren(...rows);
+    place(tbody, rows);
   }
 
   // All definitions side by side: a column pair (today, window) per definition.
@@ -100,14 +135,15 @@
   }
 
   function renderQueues() {
-    const rows = Object.entries(board.queues || {}).map(([name, q]) => {
+    const keyOf = ([name, q]) => JSON.stringify([definition, name, q.live, (q.definitions || {})[definition]]);
+    const rows = rowsOf('queues', Object.entries(board.queues || {}), keyOf, ([name, q]) => {
       const live = q.live || {};
       const f = (q.definitions || {})[definition] || {};
       const b = f.boxes || {};
       return h('tr', { class: live.queued ? 'busy' : null },
         h('th', { scope: 'row' }, name),
         h('td', { class: 'n' }, num(live.queued || 0)),
-        h('td', { class: 'n tick' }, live.oldest_queued_since ? since(live.oldest_queued_since) : '–'),
+        ticking('td', 'n', live.oldest_queued_since),
         h('td', { class: 'n' }, num(f.offered)),
         h('td', { class: 'n' }, num(b.answered)),
         h('td', { class: 'n' }, num(b.missed)),
@@ -117,34 +153,39 @@
         h('td', { class: 'n' }, secs(f.asa_secs)),
         h('td', { class: 'n' }, secs(f.longest_wait_secs)));
     });
-    fill($('queues').tBodies[0], rows, 'No queue has had a call today.', 11);
+    const tbody = $('queues').tBodies[0];
+    fill(tbody, rows, 'No queue has had a call today.', 11);
+    gatherTickers('queues', tbody);
   }
 
   function renderCalls() {
     const calls = detail.live_calls || [];
     const total = detail.live_calls_total || 0;
     $('calls-count').textContent = total > calls.length ? `${calls.length} of ${total}` : `${total}`;
-    const rows = calls.map((c) => h('tr', { 'data-call': c.call, 'data-state': c.state },
+    const rows = rowsOf('calls', calls, (c) => JSON.stringify(c), (c) => h('tr', { 'data-call': c.call, 'data-state': c.state },
       h('td', {}, h('span', { class: `pill ${c.state}` }, STATE_WORDS[c.state] || c.state)),
-      h('td', { class: 'n tick' }, since(c.since)),
+      ticking('td', 'n', c.since),
       h('td', {}, c.queue || '–'),
       h('td', { class: 'caller' }, c.caller || 'unknown'),
       h('td', {}, c.agent || '–')));
-    fill($('calls').tBodies[0], rows, 'No calls right now.', 5);
+    const tbody = $('calls').tBodies[0];
+    fill(tbody, rows, 'No calls right now.', 5);
+    gatherTickers('calls', tbody);
   }
 
   function renderAgents() {
     const agents = detail.agents || [];
     const available = agents.filter((a) => a.status === 'available').length;
     $('agents-count').textContent = agents.length ? `${available} of ${agents.length} available` : '';
-    const cards = agents.map((a) => h('div', { class: `agent ${a.status}`, 'data-agent': a.name },
+    const cards = rowsOf('agents', agents, (a) => JSON.stringify(a), (a) => h('div', { class: `agent ${a.status}`, 'data-agent': a.name },
       h('span', { class: 'name' }, a.name),
       h('span', { class: 'status-word' }, STATUS_WORDS[a.status] || a.status),
-      h('span', { class: 'for tick' }, since(a.since)),
+      ticking('span', 'for', a.since),
       h('span', { class: 'on-call' }, a.call ? `${STATE_WORDS[a.call.state] || a.call.state} · ${a.call.call}` : '')));
     const el = $('agents');
     if (cards.length === 0) el.replaceChildren(h('p', { class: 'empty' }, 'No agent has reported a status.'));
-    else el.replaceChildren(...cards);
+    else place(el, cards);
+    gatherTickers('agents', el);
   }
 
   function renderCallbacks() {
@@ -152,7 +193,7 @@
     const mine = all.filter((c) => CALLBACK_BOXES.includes((c.boxes || {})[definition]));
     const total = detail.callbacks ? detail.callbacks.total : 0;
     $('callbacks-count').textContent = `${mine.length} under ${definition}` + (total > all.length ? ` (list capped at ${all.length})` : '');
-    const rows = mine.map((c) => h('tr', { 'data-call': c.call, class: c.answered_later ? 'done' : null },
+    const rows = rowsOf('callbacks', mine, (c) => JSON.stringify([definition, c]), (c) => h('tr', { 'data-call': c.call, class: c.answered_later ? 'done' : null },
       h('td', {}, timeOfDay(Date.parse(c.finished_at), false)),
       h('td', { class: 'caller' }, c.caller || 'withheld'),
       h('td', {}, c.queue || '–'),
@@ -231,8 +272,12 @@
 
   // Only the ticking cells move every second; the rest re-renders on updates.
   function tick() {
-    if (board) renderQueues();
-    if (detail) { renderCalls(); renderAgents(); }
+    for (const list of Object.values(tickers)) {
+      for (const el of list) {
+        const text = since(el.dataset.since);
+        if (el.textContent !== text) el.textContent = text;
+      }
+    }
     renderStatus();
   }
 
