@@ -33,7 +33,9 @@
     return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
   }
 
-  // follow('/ws', 'board', { onDocument(doc, seq), onStatus(), silentMs })
+  // follow('/ws', 'board', { onDocument(doc, seq, patch), onStatus(), silentMs })
+  // onDocument gets the merge patch just applied, or undefined after a
+  // snapshot (when everything may have changed).
   function follow(path, key, options) {
     const silentMs = options.silentMs || 0;
     let doc = null;
@@ -65,6 +67,7 @@
     function onMessage(event) {
       lastMessageAt = Date.now();
       const msg = JSON.parse(event.data);
+      let patch;
       if (msg.type === 'snapshot') {
         doc = msg[key];
         seq = msg.seq;
@@ -74,7 +77,8 @@
           dropped();
           return;
         }
-        doc = applyPatch(doc, msg.patch);
+        patch = msg.patch;
+        doc = applyPatch(doc, patch);
         seq = msg.seq;
         // Published documents carry their seq; patches do not repeat it.
         doc.seq = seq;
@@ -87,7 +91,7 @@
         status();
       }
       backoffMs = BACKOFF_MIN_MS;
-      options.onDocument(doc, seq);
+      options.onDocument(doc, seq, patch);
     }
 
     function connect() {

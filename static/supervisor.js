@@ -24,6 +24,7 @@
   let detail = null;
   let clockOffsetMs = 0;
   let lastBoardAt = null;
+  let chartBin = null;
   let definition = buttons.length ? buttons[0].dataset.definition : 'reachable';
 
   function serverNow() { return Date.now() + clockOffsetMs; }
@@ -211,6 +212,12 @@
     return el;
   }
 
+  // The bin the server's clock is in, which the chart highlights.
+  function currentBin(chart, bins) {
+    const binMs = chart.bin_minutes * 60000;
+    return Math.min(bins - 1, Math.max(0, Math.floor((serverNow() - Date.parse(chart.start)) / binMs)));
+  }
+
   // Stacked bars, one per 15 minutes, from the first busy quarter (or 07:00)
   // to the current one.
   function renderChart() {
@@ -223,7 +230,8 @@
     const start = Date.parse(chart.start);
     const binMs = chart.bin_minutes * 60000;
     const totals = Array.from({ length: bins }, (_, i) => names.reduce((s, n) => s + series[n][i], 0));
-    const current = Math.min(bins - 1, Math.max(0, Math.floor((serverNow() - start) / binMs)));
+    const current = currentBin(chart, bins);
+    chartBin = current;
     let first = totals.findIndex((t) => t > 0);
     let lastBusy = -1;
     totals.forEach((t, i) => { if (t > 0) lastBusy = i; });
@@ -270,6 +278,25 @@
     if (detail) { renderCalls(); renderAgents(); renderCallbacks(); renderChart(); }
   }
 
+  // Which sections a patch touches: a section re-renders only if one of its
+  // keys is in the patch; a snapshot (no patch) re-renders them all.
+  const BOARD_SECTIONS = [
+    [['definitions', 'window'], () => renderDefinitions()],
+    [['queues'], () => renderQueues()],
+  ];
+  const DETAIL_SECTIONS = [
+    [['live_calls', 'live_calls_total'], () => renderCalls()],
+    [['agents'], () => renderAgents()],
+    [['callbacks'], () => renderCallbacks()],
+    [['chart'], () => renderChart()],
+  ];
+  function renderChanged(sections, patch) {
+    const all = patch === undefined || patch === null || typeof patch !== 'object';
+    for (const [keys, run] of sections) {
+      if (all || keys.some((k) => k in patch)) run();
+    }
+  }
+
   // Only the ticking cells move every second; the rest re-renders on updates.
   function tick() {
     for (const list of Object.values(tickers)) {
@@ -277,6 +304,12 @@
         const text = since(el.dataset.since);
         if (el.textContent !== text) el.textContent = text;
       }
+    }
+    // The chart only changes with calls, but its "now" bar moves with the clock.
+    const series = detail && detail.chart && detail.chart.definitions && detail.chart.definitions[definition];
+    if (series && chartBin !== null) {
+      const first = Object.values(series)[0];
+      if (first && currentBin(detail.chart, first.length) !== chartBin) renderChart();
     }
     renderStatus();
   }
@@ -303,17 +336,16 @@
   const boardLive = follow('/ws', 'board', {
     silentMs: SILENT_MS,
     onStatus: () => renderStatus(),
-    onDocument: (doc) => {
+    onDocument: (doc, _seq, patch) => {
       board = doc;
       if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
       lastBoardAt = serverNow();
-      renderDefinitions();
-      renderQueues();
+      renderChanged(BOARD_SECTIONS, patch);
     },
   });
   const detailLive = follow('/ws/supervisor', 'detail', {
     onStatus: () => renderStatus(),
-    onDocument: (doc) => { detail = doc; render(); },
+    onDocument: (doc, _seq, patch) => { detail = doc; renderChanged(DETAIL_SECTIONS, patch); },
   });
 
   window.wallboard = { board: () => board, detail: () => detail, definition: () => definition };
