@@ -212,6 +212,24 @@
     return el;
   }
 
+  // Minutes past local midnight at ms, in the site's time zone (the day may
+  // start at any time, e.g. 04:00 or 01:30, so bins are not midnight-based).
+  let minuteFormat = null;
+  const minutesAt = new Map();
+  function localMinutes(ms) {
+    if (minutesAt.has(ms)) return minutesAt.get(ms);
+    if (minutesAt.size > 1000) minutesAt.clear();
+    if (!minuteFormat) {
+      const opts = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+      try { minuteFormat = new Intl.DateTimeFormat('en-GB', { ...opts, timeZone }); } catch (_) { minuteFormat = new Intl.DateTimeFormat('en-GB', opts); }
+    }
+    const parts = minuteFormat.formatToParts(ms);
+    const part = (type) => Number((parts.find((p) => p.type === type) || {}).value || 0);
+    const minutes = (part('hour') % 24) * 60 + part('minute');
+    minutesAt.set(ms, minutes);
+    return minutes;
+  }
+
   // The bin the server's clock is in, which the chart highlights.
   function currentBin(chart, bins) {
     const binMs = chart.bin_minutes * 60000;
@@ -236,9 +254,14 @@
     let lastBusy = -1;
     totals.forEach((t, i) => { if (t > 0) lastBusy = i; });
     const last = Math.max(current, lastBusy);
-    const seven = Math.round((7 * 3600000) / binMs);
+    const onHour = (bin) => localMinutes(start + bin * binMs) % 60 === 0;
+    // The bin at 07:00 local, counted from the day's start (wherever it is).
+    const seven = Math.round((((7 * 60 - localMinutes(start)) % 1440 + 1440) % 1440) / chart.bin_minutes);
     first = first < 0 ? Math.min(seven, current) : Math.min(first, seven, current);
-    first -= first % 4;
+    // Start on the hour (a bin within the hour before, if there is one).
+    for (let back = 0; back * chart.bin_minutes < 60 && first - back >= 0; back++) {
+      if (onHour(first - back)) { first -= back; break; }
+    }
     const shown = Math.max(last - first + 1, 12);
     const max = Math.max(4, ...totals);
     const step = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].find((s) => max / s <= 5) || 2000;
@@ -265,7 +288,7 @@
           acc += v;
         }
       }
-      if (bin % 4 === 0) {
+      if (onHour(bin)) {
         root.append(svg('text', { x: x + 2, y: H - 6, class: 'axis' }, timeOfDay(start + bin * binMs, false)));
       }
       if (bin === current) root.append(svg('rect', { x, y: T, width: bw, height: H - T - B, class: 'now' }));
