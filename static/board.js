@@ -7,11 +7,7 @@
 (() => {
   'use strict';
 
-  const { follow, lookup, clock } = window.WallboardLive;
-  // A drop shorter than this is not worth alarming the room.
-  const STALE_AFTER_MS = 3000;
-  // The board is republished every second: silence this long means a dead link.
-  const SILENT_MS = 5000;
+  const { follow, lookup, clock, pageClock, SILENT_MS } = window.WallboardLive;
   const CUES = { ok: '', warn: '▲ Warning', alert: '■ Alert' };
 
   const body = document.body;
@@ -23,11 +19,10 @@
 
   let board = null;
   let seq = Number(body.dataset.seq || 0);
-  let clockOffsetMs = 0;
-  let lastBoardAt = null;
   let lengths = '';
 
-  function serverNow() { return Date.now() + clockOffsetMs; }
+  const pageTime = pageClock(timeZone);
+  const { serverNow } = pageTime;
 
   // The value as a number thresholds compare: a ratio, seconds or a count.
   function number(format, value) {
@@ -128,41 +123,20 @@
     for (const el of values) el.style.fontSize = chosen;
   }
 
-  function timeOfDay(ms) {
-    try {
-      return new Date(ms).toLocaleTimeString('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', second: '2-digit' });
-    } catch (_) {
-      return new Date(ms).toLocaleTimeString('en-GB');
-    }
-  }
-
   function renderStatus() {
-    const lostAt = live.lostAt();
-    const stale = !live.connected() && lostAt !== null && Date.now() - lostAt > STALE_AFTER_MS;
-    body.classList.toggle('stale', stale);
-    statusEl.hidden = !stale;
-    if (stale) {
-      const asOf = lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : '';
-      statusEl.textContent = `Reconnecting…${asOf}`;
-    }
-    const text = timeOfDay(serverNow());
-    if (clockEl.textContent !== text) clockEl.textContent = text;
+    pageTime.renderStatus([live], statusEl, clockEl, body);
   }
 
   function onBoard(doc, docSeq) {
     board = doc;
     seq = docSeq;
-    if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
-    lastBoardAt = serverNow();
+    pageTime.sync(board.now);
     render();
     renderStatus();
   }
 
   const initialNow = body.dataset.now;
-  if (initialNow) {
-    clockOffsetMs = Date.parse(initialNow) - Date.now();
-    lastBoardAt = Date.parse(initialNow);
-  }
+  if (initialNow) pageTime.sync(initialNow);
   const live = follow('/ws', 'board', { onDocument: onBoard, onStatus: renderStatus, silentMs: SILENT_MS });
 
   // Exposed for tests and integrations: the board as this page holds it.

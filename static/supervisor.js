@@ -6,9 +6,7 @@
 (() => {
   'use strict';
 
-  const { follow, clock } = window.WallboardLive;
-  const STALE_AFTER_MS = 3000;
-  const SILENT_MS = 5000;
+  const { follow, clock, pageClock, SILENT_MS } = window.WallboardLive;
   const CALLBACK_BOXES = ['missed', 'abandoned', 'timed_out'];
   const HIDDEN_BOXES = (b) => b.startsWith('outbound_') || b === 'expired' || b === 'ignored';
   const STATE_WORDS = { queued: 'Waiting', ringing: 'Ringing', talking: 'Talking', in_ivr: 'In menu', other: 'Other' };
@@ -22,18 +20,12 @@
 
   let board = null;
   let detail = null;
-  let clockOffsetMs = 0;
-  let lastBoardAt = null;
   let chartBin = null;
   let definition = buttons.length ? buttons[0].dataset.definition : 'reachable';
 
-  function serverNow() { return Date.now() + clockOffsetMs; }
+  const pageTime = pageClock(timeZone);
+  const { serverNow, timeOfDay } = pageTime;
   function since(ts) { return ts ? clock((serverNow() - Date.parse(ts)) / 1000) : '–'; }
-  function timeOfDay(ms, seconds = true) {
-    const opts = { timeZone, hour: '2-digit', minute: '2-digit' };
-    if (seconds) opts.second = '2-digit';
-    try { return new Date(ms).toLocaleTimeString('en-GB', opts); } catch (_) { return new Date(ms).toLocaleTimeString('en-GB'); }
-  }
   const pct = (r) => (r === undefined || r === null ? '–' : `${Math.round(r * 100)}%`);
   const secs = (s) => (s === undefined || s === null ? '–' : clock(s));
   const num = (n) => (n === undefined || n === null ? '–' : String(n));
@@ -338,12 +330,7 @@
   }
 
   function renderStatus() {
-    const lost = [boardLive, detailLive].map((l) => (!l.connected() && l.lostAt() !== null ? l.lostAt() : null)).filter((t) => t !== null);
-    const stale = lost.length > 0 && Date.now() - Math.min(...lost) > STALE_AFTER_MS;
-    body.classList.toggle('stale', stale);
-    $('status').hidden = !stale;
-    if (stale) $('status').textContent = `Reconnecting…${lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : ''}`;
-    $('clock').textContent = timeOfDay(serverNow());
+    pageTime.renderStatus([boardLive, detailLive], $('status'), $('clock'), body);
   }
 
   function choose(name) {
@@ -361,8 +348,7 @@
     onStatus: () => renderStatus(),
     onDocument: (doc, _seq, patch) => {
       board = doc;
-      if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
-      lastBoardAt = serverNow();
+      pageTime.sync(board.now);
       renderChanged(BOARD_SECTIONS, patch);
     },
   });
