@@ -7,27 +7,35 @@
 (() => {
   'use strict';
 
-  const { follow, lookup, clock } = window.WallboardLive;
-  // A drop shorter than this is not worth alarming the room.
-  const STALE_AFTER_MS = 3000;
-  // The board is republished every second: silence this long means a dead link.
-  const SILENT_MS = 5000;
+  const { follow, lookup, clock, pageClock, SILENT_MS } = window.WallboardLive;
   const CUES = { ok: '', warn: '▲ Warning', alert: '■ Alert' };
 
   const body = document.body;
   const grid = document.getElementById('tiles');
   const tiles = Array.from(document.querySelectorAll('[data-box][data-path]'));
+  // Read once: each tile's elements, path, format and thresholds.
+  const level = (tile, attr) => (tile.hasAttribute(attr) ? Number(tile.getAttribute(attr)) : null);
+  const cells = tiles.map((tile) => ({
+    tile,
+    path: tile.dataset.path,
+    format: tile.dataset.format,
+    valueEl: tile.querySelector('[data-value]'),
+    cueEl: tile.querySelector('[data-cue]'),
+    below: tile.hasAttribute('data-below'),
+    warn: level(tile, 'data-warn'),
+    alert: level(tile, 'data-alert'),
+  }));
+  const values = cells.map((c) => c.valueEl);
   const statusEl = document.getElementById('status');
   const clockEl = document.getElementById('clock');
   const timeZone = body.dataset.timezone || undefined;
 
   let board = null;
   let seq = Number(body.dataset.seq || 0);
-  let clockOffsetMs = 0;
-  let lastBoardAt = null;
   let lengths = '';
 
-  function serverNow() { return Date.now() + clockOffsetMs; }
+  const pageTime = pageClock(timeZone);
+  const { serverNow } = pageTime;
 
   // The value as a number thresholds compare: a ratio, seconds or a count.
   function number(format, value) {
@@ -47,35 +55,30 @@
     }
   }
 
-  function stateOf(tile, n) {
+  function stateOf(cell, n) {
     if (n === null) return 'ok';
-    const below = tile.hasAttribute('data-below');
-    const reached = (attr) => {
-      if (!tile.hasAttribute(attr)) return false;
-      const level = Number(tile.getAttribute(attr));
-      return below ? n < level : n >= level;
-    };
-    if (reached('data-alert')) return 'alert';
-    if (reached('data-warn')) return 'warn';
+    const reached = (limit) => limit !== null && (cell.below ? n < limit : n >= limit);
+    if (reached(cell.alert)) return 'alert';
+    if (reached(cell.warn)) return 'warn';
     return 'ok';
   }
 
   function render() {
     if (board) {
-      for (const tile of tiles) {
-        const n = number(tile.dataset.format, lookup(board, tile.dataset.path));
-        const valueEl = tile.querySelector('[data-value]');
-        const text = show(tile.dataset.format, n);
-        if (valueEl.textContent !== text) valueEl.textContent = text;
-        const state = stateOf(tile, n);
-        if (tile.dataset.state !== state) {
-          tile.dataset.state = state;
-          tile.querySelector('[data-cue]').textContent = CUES[state];
+      for (const cell of cells) {
+        const n = number(cell.format, lookup(board, cell.path));
+        const text = show(cell.format, n);
+        if (cell.valueEl.textContent !== text) cell.valueEl.textContent = text;
+        const state = stateOf(cell, n);
+        if (cell.tile.dataset.state !== state) {
+          cell.tile.dataset.state = state;
+          cell.cueEl.textContent = CUES[state];
         }
       }
       body.dataset.seq = String(seq);
     }
-    const now = tiles.map((t) => t.querySelector('[data-value]').textContent.length).join(',');
+    // A value of a new length may no longer fit: refit the font (not the grid).
+    const now = values.map((el) => el.textContent.length).join(',');
     if (now !== lengths) { lengths = now; fit(); }
   }
 
@@ -110,8 +113,6 @@
   // The largest font size at which every number fits its tile, the same for
   // all tiles so the room reads them as one scale (binary search per tile).
   function fit() {
-    layout();
-    const values = tiles.map((t) => t.querySelector('[data-value]'));
     let size = Infinity;
     for (const el of values) {
       let lo = 8, hi = Math.max(8, el.clientHeight * 1.2);
@@ -128,48 +129,29 @@
     for (const el of values) el.style.fontSize = chosen;
   }
 
-  function timeOfDay(ms) {
-    try {
-      return new Date(ms).toLocaleTimeString('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', second: '2-digit' });
-    } catch (_) {
-      return new Date(ms).toLocaleTimeString('en-GB');
-    }
-  }
-
   function renderStatus() {
-    const lostAt = live.lostAt();
-    const stale = !live.connected() && lostAt !== null && Date.now() - lostAt > STALE_AFTER_MS;
-    body.classList.toggle('stale', stale);
-    statusEl.hidden = !stale;
-    if (stale) {
-      const asOf = lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : '';
-      statusEl.textContent = `Reconnecting…${asOf}`;
-    }
-    const text = timeOfDay(serverNow());
-    if (clockEl.textContent !== text) clockEl.textContent = text;
+    pageTime.renderStatus([live], statusEl, clockEl, body);
   }
 
   function onBoard(doc, docSeq) {
     board = doc;
     seq = docSeq;
-    if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
-    lastBoardAt = serverNow();
+    pageTime.sync(board.now);
     render();
     renderStatus();
   }
 
   const initialNow = body.dataset.now;
-  if (initialNow) {
-    clockOffsetMs = Date.parse(initialNow) - Date.now();
-    lastBoardAt = Date.parse(initialNow);
-  }
+  if (initialNow) pageTime.sync(initialNow);
   const live = follow('/ws', 'board', { onDocument: onBoard, onStatus: renderStatus, silentMs: SILENT_MS });
 
   // Exposed for tests and integrations: the board as this page holds it.
   window.wallboard = { board: () => board, seq: () => seq, connected: () => live.connected() };
 
-  window.addEventListener('resize', () => { lengths = ''; render(); });
+  // The grid's columns depend only on the screen's size.
+  window.addEventListener('resize', () => { layout(); lengths = ''; render(); });
   setInterval(() => { render(); renderStatus(); }, 1000);
+  layout();
   render();
   renderStatus();
 })();

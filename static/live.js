@@ -9,6 +9,10 @@
 
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 10000;
+  // A drop shorter than this is not worth alarming the room.
+  const STALE_AFTER_MS = 3000;
+  // The board is republished every second: silence this long means a dead link.
+  const SILENT_MS = 5000;
 
   // RFC 7396 merge patch.
   function applyPatch(target, patch) {
@@ -33,7 +37,9 @@
     return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
   }
 
-  // follow('/ws', 'board', { onDocument(doc, seq), onStatus(), silentMs })
+  // follow('/ws', 'board', { onDocument(doc, seq, patch), onStatus(), silentMs })
+  // onDocument gets the merge patch just applied, or undefined after a
+  // snapshot (when everything may have changed).
   function follow(path, key, options) {
     const silentMs = options.silentMs || 0;
     let doc = null;
@@ -65,6 +71,7 @@
     function onMessage(event) {
       lastMessageAt = Date.now();
       const msg = JSON.parse(event.data);
+      let patch;
       if (msg.type === 'snapshot') {
         doc = msg[key];
         seq = msg.seq;
@@ -74,7 +81,8 @@
           dropped();
           return;
         }
-        doc = applyPatch(doc, msg.patch);
+        patch = msg.patch;
+        doc = applyPatch(doc, patch);
         seq = msg.seq;
         // Published documents carry their seq; patches do not repeat it.
         doc.seq = seq;
@@ -87,7 +95,7 @@
         status();
       }
       backoffMs = BACKOFF_MIN_MS;
-      options.onDocument(doc, seq);
+      options.onDocument(doc, seq, patch);
     }
 
     function connect() {
@@ -125,5 +133,40 @@
     };
   }
 
-  window.WallboardLive = { follow, applyPatch, lookup, clock };
+  // The server's clock as the page knows it (from the board's `now`), times
+  // of day in the site's time zone, and the "Reconnecting…" status line.
+  // pageClock(timeZone) -> { serverNow(), sync(nowIso), timeOfDay(ms, seconds),
+  //   renderStatus(lives, statusEl, clockEl, body) }
+  function pageClock(timeZone) {
+    let offsetMs = 0;
+    let figuresAt = null;
+    const serverNow = () => Date.now() + offsetMs;
+
+    function timeOfDay(ms, seconds = true) {
+      const opts = { timeZone, hour: '2-digit', minute: '2-digit' };
+      if (seconds) opts.second = '2-digit';
+      try { return new Date(ms).toLocaleTimeString('en-GB', opts); } catch (_) { return new Date(ms).toLocaleTimeString('en-GB'); }
+    }
+
+    // A board arrived: its `now` sets the clock, and its figures are as of then.
+    function sync(nowIso) {
+      if (nowIso) offsetMs = Date.parse(nowIso) - Date.now();
+      figuresAt = serverNow();
+    }
+
+    // Stale when any followed document has been lost for STALE_AFTER_MS.
+    function renderStatus(lives, statusEl, clockEl, body) {
+      const lost = lives.map((l) => (!l.connected() && l.lostAt() !== null ? l.lostAt() : null)).filter((t) => t !== null);
+      const stale = lost.length > 0 && Date.now() - Math.min(...lost) > STALE_AFTER_MS;
+      body.classList.toggle('stale', stale);
+      statusEl.hidden = !stale;
+      if (stale) statusEl.textContent = `Reconnecting…${figuresAt ? ` figures as of ${timeOfDay(figuresAt)}` : ''}`;
+      const text = timeOfDay(serverNow());
+      if (clockEl.textContent !== text) clockEl.textContent = text;
+    }
+
+    return { serverNow, sync, timeOfDay, renderStatus };
+  }
+
+  window.WallboardLive = { follow, applyPatch, lookup, clock, pageClock, STALE_AFTER_MS, SILENT_MS };
 })();

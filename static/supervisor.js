@@ -6,9 +6,7 @@
 (() => {
   'use strict';
 
-  const { follow, clock } = window.WallboardLive;
-  const STALE_AFTER_MS = 3000;
-  const SILENT_MS = 5000;
+  const { follow, clock, pageClock, SILENT_MS } = window.WallboardLive;
   const CALLBACK_BOXES = ['missed', 'abandoned', 'timed_out'];
   const HIDDEN_BOXES = (b) => b.startsWith('outbound_') || b === 'expired' || b === 'ignored';
   const STATE_WORDS = { queued: 'Waiting', ringing: 'Ringing', talking: 'Talking', in_ivr: 'In menu', other: 'Other' };
@@ -22,17 +20,12 @@
 
   let board = null;
   let detail = null;
-  let clockOffsetMs = 0;
-  let lastBoardAt = null;
+  let chartBin = null;
   let definition = buttons.length ? buttons[0].dataset.definition : 'reachable';
 
-  function serverNow() { return Date.now() + clockOffsetMs; }
+  const pageTime = pageClock(timeZone);
+  const { serverNow, timeOfDay } = pageTime;
   function since(ts) { return ts ? clock((serverNow() - Date.parse(ts)) / 1000) : '–'; }
-  function timeOfDay(ms, seconds = true) {
-    const opts = { timeZone, hour: '2-digit', minute: '2-digit' };
-    if (seconds) opts.second = '2-digit';
-    try { return new Date(ms).toLocaleTimeString('en-GB', opts); } catch (_) { return new Date(ms).toLocaleTimeString('en-GB'); }
-  }
   const pct = (r) => (r === undefined || r === null ? '–' : `${Math.round(r * 100)}%`);
   const secs = (s) => (s === undefined || s === null ? '–' : clock(s));
   const num = (n) => (n === undefined || n === null ? '–' : String(n));
@@ -51,9 +44,44 @@
     return el;
   }
 
+  // A cell that ticks every second: it keeps its start time in data-since and
+  // tick() rewrites only these cells' text.
+  function ticking(tag, cls, ts) {
+    return h(tag, { class: `${cls} tick`, 'data-since': ts || null }, since(ts));
+  }
+
+  // The ticking cells of each section, gathered when its rows are built.
+  const tickers = { queues: [], calls: [], agents: [] };
+  function gatherTickers(name, el) { tickers[name] = Array.from(el.querySelectorAll('[data-since]')); }
+
+  // Rows are built only when their data changed: each section keeps its
+  // rows by a key of the data they show, and reuses a row whose key is
+  // unchanged (its ticking cell is kept current by tick()).
+  const built = { queues: new Map(), calls: new Map(), agents: new Map(), callbacks: new Map() };
+  function rowsOf(name, items, keyOf, build) {
+    const before = built[name];
+    const after = new Map();
+    const rows = items.map((item, i) => {
+      const key = keyOf(item, i);
+      let row = before.get(key);
+      if (!row || after.has(key)) row = build(item, i);
+      after.set(key, row);
+      return row;
+    });
+    built[name] = after;
+    return rows;
+  }
+
+  // Puts the rows in place, touching the DOM only if they differ.
+  function place(el, rows) {
+    const now = el.children;
+    if (now.length === rows.length && rows.every((r, i) => now[i] === r)) return;
+    el.replaceChildren(...rows);
+  }
+
   function fill(tbody, rows, emptyText, columns) {
     if (rows.length === 0) rows = [h('tr', {}, h('td', { colspan: columns, class: 'empty' }, emptyText))];
-    tbody.replaceChildren(...rows);
+    place(tbody, rows);
   }
 
   // All definitions side by side: a column pair (today, window) per definition.
@@ -100,14 +128,15 @@
   }
 
   function renderQueues() {
-    const rows = Object.entries(board.queues || {}).map(([name, q]) => {
+    const keyOf = ([name, q]) => JSON.stringify([definition, name, q.live, (q.definitions || {})[definition]]);
+    const rows = rowsOf('queues', Object.entries(board.queues || {}), keyOf, ([name, q]) => {
       const live = q.live || {};
       const f = (q.definitions || {})[definition] || {};
       const b = f.boxes || {};
       return h('tr', { class: live.queued ? 'busy' : null },
         h('th', { scope: 'row' }, name),
         h('td', { class: 'n' }, num(live.queued || 0)),
-        h('td', { class: 'n tick' }, live.oldest_queued_since ? since(live.oldest_queued_since) : '–'),
+        ticking('td', 'n', live.oldest_queued_since),
         h('td', { class: 'n' }, num(f.offered)),
         h('td', { class: 'n' }, num(b.answered)),
         h('td', { class: 'n' }, num(b.missed)),
@@ -117,34 +146,39 @@
         h('td', { class: 'n' }, secs(f.asa_secs)),
         h('td', { class: 'n' }, secs(f.longest_wait_secs)));
     });
-    fill($('queues').tBodies[0], rows, 'No queue has had a call today.', 11);
+    const tbody = $('queues').tBodies[0];
+    fill(tbody, rows, 'No queue has had a call today.', 11);
+    gatherTickers('queues', tbody);
   }
 
   function renderCalls() {
     const calls = detail.live_calls || [];
     const total = detail.live_calls_total || 0;
     $('calls-count').textContent = total > calls.length ? `${calls.length} of ${total}` : `${total}`;
-    const rows = calls.map((c) => h('tr', { 'data-call': c.call, 'data-state': c.state },
+    const rows = rowsOf('calls', calls, (c) => JSON.stringify(c), (c) => h('tr', { 'data-call': c.call, 'data-state': c.state },
       h('td', {}, h('span', { class: `pill ${c.state}` }, STATE_WORDS[c.state] || c.state)),
-      h('td', { class: 'n tick' }, since(c.since)),
+      ticking('td', 'n', c.since),
       h('td', {}, c.queue || '–'),
       h('td', { class: 'caller' }, c.caller || 'unknown'),
       h('td', {}, c.agent || '–')));
-    fill($('calls').tBodies[0], rows, 'No calls right now.', 5);
+    const tbody = $('calls').tBodies[0];
+    fill(tbody, rows, 'No calls right now.', 5);
+    gatherTickers('calls', tbody);
   }
 
   function renderAgents() {
     const agents = detail.agents || [];
     const available = agents.filter((a) => a.status === 'available').length;
     $('agents-count').textContent = agents.length ? `${available} of ${agents.length} available` : '';
-    const cards = agents.map((a) => h('div', { class: `agent ${a.status}`, 'data-agent': a.name },
+    const cards = rowsOf('agents', agents, (a) => JSON.stringify(a), (a) => h('div', { class: `agent ${a.status}`, 'data-agent': a.name },
       h('span', { class: 'name' }, a.name),
       h('span', { class: 'status-word' }, STATUS_WORDS[a.status] || a.status),
-      h('span', { class: 'for tick' }, since(a.since)),
+      ticking('span', 'for', a.since),
       h('span', { class: 'on-call' }, a.call ? `${STATE_WORDS[a.call.state] || a.call.state} · ${a.call.call}` : '')));
     const el = $('agents');
     if (cards.length === 0) el.replaceChildren(h('p', { class: 'empty' }, 'No agent has reported a status.'));
-    else el.replaceChildren(...cards);
+    else place(el, cards);
+    gatherTickers('agents', el);
   }
 
   function renderCallbacks() {
@@ -152,7 +186,7 @@
     const mine = all.filter((c) => CALLBACK_BOXES.includes((c.boxes || {})[definition]));
     const total = detail.callbacks ? detail.callbacks.total : 0;
     $('callbacks-count').textContent = `${mine.length} under ${definition}` + (total > all.length ? ` (list capped at ${all.length})` : '');
-    const rows = mine.map((c) => h('tr', { 'data-call': c.call, class: c.answered_later ? 'done' : null },
+    const rows = rowsOf('callbacks', mine, (c) => JSON.stringify([definition, c]), (c) => h('tr', { 'data-call': c.call, class: c.answered_later ? 'done' : null },
       h('td', {}, timeOfDay(Date.parse(c.finished_at), false)),
       h('td', { class: 'caller' }, c.caller || 'withheld'),
       h('td', {}, c.queue || '–'),
@@ -170,6 +204,30 @@
     return el;
   }
 
+  // Minutes past local midnight at ms, in the site's time zone (the day may
+  // start at any time, e.g. 04:00 or 01:30, so bins are not midnight-based).
+  let minuteFormat = null;
+  const minutesAt = new Map();
+  function localMinutes(ms) {
+    if (minutesAt.has(ms)) return minutesAt.get(ms);
+    if (minutesAt.size > 1000) minutesAt.clear();
+    if (!minuteFormat) {
+      const opts = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+      try { minuteFormat = new Intl.DateTimeFormat('en-GB', { ...opts, timeZone }); } catch (_) { minuteFormat = new Intl.DateTimeFormat('en-GB', opts); }
+    }
+    const parts = minuteFormat.formatToParts(ms);
+    const part = (type) => Number((parts.find((p) => p.type === type) || {}).value || 0);
+    const minutes = (part('hour') % 24) * 60 + part('minute');
+    minutesAt.set(ms, minutes);
+    return minutes;
+  }
+
+  // The bin the server's clock is in, which the chart highlights.
+  function currentBin(chart, bins) {
+    const binMs = chart.bin_minutes * 60000;
+    return Math.min(bins - 1, Math.max(0, Math.floor((serverNow() - Date.parse(chart.start)) / binMs)));
+  }
+
   // Stacked bars, one per 15 minutes, from the first busy quarter (or 07:00)
   // to the current one.
   function renderChart() {
@@ -182,14 +240,20 @@
     const start = Date.parse(chart.start);
     const binMs = chart.bin_minutes * 60000;
     const totals = Array.from({ length: bins }, (_, i) => names.reduce((s, n) => s + series[n][i], 0));
-    const current = Math.min(bins - 1, Math.max(0, Math.floor((serverNow() - start) / binMs)));
+    const current = currentBin(chart, bins);
+    chartBin = current;
     let first = totals.findIndex((t) => t > 0);
     let lastBusy = -1;
     totals.forEach((t, i) => { if (t > 0) lastBusy = i; });
     const last = Math.max(current, lastBusy);
-    const seven = Math.round((7 * 3600000) / binMs);
+    const onHour = (bin) => localMinutes(start + bin * binMs) % 60 === 0;
+    // The bin at 07:00 local, counted from the day's start (wherever it is).
+    const seven = Math.round((((7 * 60 - localMinutes(start)) % 1440 + 1440) % 1440) / chart.bin_minutes);
     first = first < 0 ? Math.min(seven, current) : Math.min(first, seven, current);
-    first -= first % 4;
+    // Start on the hour (a bin within the hour before, if there is one).
+    for (let back = 0; back * chart.bin_minutes < 60 && first - back >= 0; back++) {
+      if (onHour(first - back)) { first -= back; break; }
+    }
     const shown = Math.max(last - first + 1, 12);
     const max = Math.max(4, ...totals);
     const step = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000].find((s) => max / s <= 5) || 2000;
@@ -216,7 +280,7 @@
           acc += v;
         }
       }
-      if (bin % 4 === 0) {
+      if (onHour(bin)) {
         root.append(svg('text', { x: x + 2, y: H - 6, class: 'axis' }, timeOfDay(start + bin * binMs, false)));
       }
       if (bin === current) root.append(svg('rect', { x, y: T, width: bw, height: H - T - B, class: 'now' }));
@@ -229,20 +293,44 @@
     if (detail) { renderCalls(); renderAgents(); renderCallbacks(); renderChart(); }
   }
 
+  // Which sections a patch touches: a section re-renders only if one of its
+  // keys is in the patch; a snapshot (no patch) re-renders them all.
+  const BOARD_SECTIONS = [
+    [['definitions', 'window'], () => renderDefinitions()],
+    [['queues'], () => renderQueues()],
+  ];
+  const DETAIL_SECTIONS = [
+    [['live_calls', 'live_calls_total'], () => renderCalls()],
+    [['agents'], () => renderAgents()],
+    [['callbacks'], () => renderCallbacks()],
+    [['chart'], () => renderChart()],
+  ];
+  function renderChanged(sections, patch) {
+    const all = patch === undefined || patch === null || typeof patch !== 'object';
+    for (const [keys, run] of sections) {
+      if (all || keys.some((k) => k in patch)) run();
+    }
+  }
+
   // Only the ticking cells move every second; the rest re-renders on updates.
   function tick() {
-    if (board) renderQueues();
-    if (detail) { renderCalls(); renderAgents(); }
+    for (const list of Object.values(tickers)) {
+      for (const el of list) {
+        const text = since(el.dataset.since);
+        if (el.textContent !== text) el.textContent = text;
+      }
+    }
+    // The chart only changes with calls, but its "now" bar moves with the clock.
+    const series = detail && detail.chart && detail.chart.definitions && detail.chart.definitions[definition];
+    if (series && chartBin !== null) {
+      const first = Object.values(series)[0];
+      if (first && currentBin(detail.chart, first.length) !== chartBin) renderChart();
+    }
     renderStatus();
   }
 
   function renderStatus() {
-    const lost = [boardLive, detailLive].map((l) => (!l.connected() && l.lostAt() !== null ? l.lostAt() : null)).filter((t) => t !== null);
-    const stale = lost.length > 0 && Date.now() - Math.min(...lost) > STALE_AFTER_MS;
-    body.classList.toggle('stale', stale);
-    $('status').hidden = !stale;
-    if (stale) $('status').textContent = `Reconnecting…${lastBoardAt ? ` figures as of ${timeOfDay(lastBoardAt)}` : ''}`;
-    $('clock').textContent = timeOfDay(serverNow());
+    pageTime.renderStatus([boardLive, detailLive], $('status'), $('clock'), body);
   }
 
   function choose(name) {
@@ -258,17 +346,15 @@
   const boardLive = follow('/ws', 'board', {
     silentMs: SILENT_MS,
     onStatus: () => renderStatus(),
-    onDocument: (doc) => {
+    onDocument: (doc, _seq, patch) => {
       board = doc;
-      if (board.now) clockOffsetMs = Date.parse(board.now) - Date.now();
-      lastBoardAt = serverNow();
-      renderDefinitions();
-      renderQueues();
+      pageTime.sync(board.now);
+      renderChanged(BOARD_SECTIONS, patch);
     },
   });
   const detailLive = follow('/ws/supervisor', 'detail', {
     onStatus: () => renderStatus(),
-    onDocument: (doc) => { detail = doc; render(); },
+    onDocument: (doc, _seq, patch) => { detail = doc; renderChanged(DETAIL_SECTIONS, patch); },
   });
 
   window.wallboard = { board: () => board, detail: () => detail, definition: () => definition };
