@@ -294,14 +294,15 @@ impl Board {
             public: true,
         }
     }
+}
 
-    /// The prefix of this board's paths in the board JSON.
-    pub fn base(&self) -> String {
-        if self.queues.is_empty() {
-            String::new()
-        } else {
-            format!("groups.{}.", self.name)
-        }
+/// The prefix of a board's paths in the board JSON: a board with a queue
+/// filter reads its own summed group.
+fn base(name: &str, queues: &[String]) -> String {
+    if queues.is_empty() {
+        String::new()
+    } else {
+        format!("groups.{name}.")
     }
 }
 
@@ -495,11 +496,7 @@ fn validate(
             ));
         }
     }
-    let base = if queues.is_empty() {
-        String::new()
-    } else {
-        format!("groups.{}.", raw.name)
-    };
+    let base = base(&raw.name, &queues);
     let names = raw.tiles.unwrap_or_else(|| default_tile_names(definition));
     if names.is_empty() {
         return Err(invalid(&format!("{key}.tiles"), "a board needs a tile"));

@@ -3,7 +3,7 @@
 
 use jiff::Timestamp;
 
-use crate::event::{Direction, EventKind};
+use crate::event::EventKind;
 use crate::outcome::{self, Outcome, Verdict};
 
 /// An event of a call's history (the call id is the history's key).
@@ -134,17 +134,6 @@ impl Call {
     /// Marks an unfinished call as expired (stale) at `at`.
     pub fn expire(&mut self, at: Timestamp) {
         self.expired_at = Some(at);
-    }
-
-    /// Whether the call went outbound (per its first `call_started`).
-    pub fn direction(&self) -> Direction {
-        self.history
-            .iter()
-            .find_map(|e| match e.kind {
-                EventKind::CallStarted { direction, .. } => Some(direction),
-                _ => None,
-            })
-            .unwrap_or_default()
     }
 
     /// What the call is now: finished with a verdict, or live with a state.

@@ -401,9 +401,7 @@ impl Hub {
     /// the store if there is one, else from memory; `None` if not kept.
     pub async fn past_day(&self, day: Date) -> Result<Option<Value>, JournalError> {
         let Some(store) = &self.store else {
-            return Ok(
-                self.with_engine(|e| e.day(day).map(|scope| snapshot::past_board(e, day, scope)))
-            );
+            return Ok(self.with_engine(|e| snapshot::past_day(e, day)));
         };
         let dir = store.dir.clone();
         let rows = tokio::task::spawn_blocking(move || {
