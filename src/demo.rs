@@ -750,6 +750,7 @@ impl Simulator {
                 agent: AGENTS[agent].0.to_owned(),
                 status: activity.status(),
                 queues: queues.map(Iterator::collect),
+                reason: (activity == Activity::Away).then(|| "Break".to_owned()),
             };
             self.emit(at, None, kind);
         }

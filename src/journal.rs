@@ -15,7 +15,7 @@ use crate::event::{AgentStatus, Event};
 use crate::outcome::{Outcome, Verdict};
 
 /// The schema this build writes; a store with another is refused, never rewritten.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const DB_FILE: &str = "wallboard.sqlite3";
 
 const SCHEMA: &str = "
@@ -46,7 +46,8 @@ CREATE TABLE agents (
     agent TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     since_ms INTEGER NOT NULL,
-    queues TEXT NOT NULL
+    queues TEXT NOT NULL,
+    reason TEXT
 );
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -140,6 +141,8 @@ pub struct AgentRow {
     pub since: Timestamp,
     /// The queues it serves.
     pub queues: Vec<String>,
+    /// Why it is away, if told.
+    pub reason: Option<String>,
 }
 
 /// One batch to append: its events and the engine time it is applied at.
@@ -249,6 +252,15 @@ impl Journal {
                 tx.commit().map_err(&e)
             }
             (SCHEMA_VERSION, _) => Ok(()),
+            (1, _) => {
+                // Version 2 added the agents' pause reasons.
+                let tx = self.conn.unchecked_transaction().map_err(&e)?;
+                tx.execute_batch("ALTER TABLE agents ADD COLUMN reason TEXT;")
+                    .map_err(&e)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(&e)?;
+                tx.commit().map_err(&e)
+            }
             (v, _) => Err(JournalError::Foreign {
                 path: self.path.clone(),
                 message: format!(
@@ -369,7 +381,7 @@ impl Journal {
         let e = self.sqlite();
         let mut stmt = self
             .conn
-            .prepare("SELECT agent, status, since_ms, queues FROM agents")
+            .prepare("SELECT agent, status, since_ms, queues, reason FROM agents")
             .map_err(&e)?;
         let mut rows = stmt.query([]).map_err(&e)?;
         let mut agents = Vec::new();
@@ -388,6 +400,7 @@ impl Journal {
                     .ok_or_else(|| bad("status"))?,
                 since: from_ms(row.get(2).map_err(&e)?),
                 queues: serde_json::from_str(&queues).map_err(|_| bad("queues"))?,
+                reason: row.get(4).map_err(&e)?,
                 agent,
             });
         }
@@ -569,13 +582,19 @@ fn write_derived(
     through: i64,
 ) -> rusqlite::Result<()> {
     let mut agent = tx.prepare_cached(
-        "INSERT INTO agents (agent, status, since_ms, queues) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO agents (agent, status, since_ms, queues, reason) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(agent) DO UPDATE SET status = excluded.status,
-           since_ms = excluded.since_ms, queues = excluded.queues",
+           since_ms = excluded.since_ms, queues = excluded.queues, reason = excluded.reason",
     )?;
     for (name, a) in &derived.agents {
         let queues = serde_json::to_string(&a.queues).expect("strings serialize");
-        agent.execute(params![name, a.status.as_str(), ms(a.since), queues])?;
+        agent.execute(params![
+            name,
+            a.status.as_str(),
+            ms(a.since),
+            queues,
+            a.reason
+        ])?;
     }
     let finished = &derived.finished;
     tx.execute(

@@ -89,7 +89,8 @@ async fn restart_at(clock: &str) {
         // An agent's queues, set once and kept by a later status without them.
         hub.ingest(events(concat!(
             r#"{"id":"s1","at":"2026-11-20T08:00:00Z","type":"agent_status","agent":"amy","status":"available","queues":["results"]}"#, "\n",
-            r#"{"id":"s2","at":"2026-11-20T09:30:00Z","type":"agent_status","agent":"amy","status":"busy"}"#,
+            r#"{"id":"s2","at":"2026-11-20T09:30:00Z","type":"agent_status","agent":"amy","status":"busy"}"#, "\n",
+            r#"{"id":"s3","at":"2026-11-20T09:31:00Z","type":"agent_status","agent":"bob","status":"away","reason":"Lunch"}"#,
         )))
         .await
         .unwrap();
@@ -103,6 +104,11 @@ async fn restart_at(clock: &str) {
         let agents = hub.with_engine(|e| e.agents().clone());
         assert_eq!(agents["amy"].queues, ["results"], "restart at {clock}");
         assert_eq!(agents["amy"].status, agents_before["amy"].status);
+        assert_eq!(
+            agents["bob"].reason.as_deref(),
+            Some("Lunch"),
+            "a pause reason too"
+        );
         let supervisor = detail(&hub);
         drop(hub);
         let hub = open(&dir, Clock::Wall, &wall);
