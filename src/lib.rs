@@ -16,7 +16,9 @@
 //! - [`journal`]: the durable store (SQLite) the board is rebuilt from;
 //!   [`replay`]: sends a recorded feed to a server.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
-//!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
+//!   WebSocket; [`server`]: wiring.
+//! - [`source`]: the telephony feeds and the runtime they share;
+//!   [`demo`]: the simulated call centre, one such source.
 
 pub mod board;
 pub mod call;
@@ -37,6 +39,7 @@ pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;
+pub mod source;
 pub mod stats;
 pub mod supervisor;
 pub mod web;

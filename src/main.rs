@@ -11,6 +11,7 @@ use wallboard::config::Config;
 use wallboard::hub::Clock;
 use wallboard::replay::ReplayOptions;
 use wallboard::server::{self, ServeOptions};
+use wallboard::source::Format;
 
 /// A real-time call-centre wallboard server.
 #[derive(Parser)]
@@ -59,6 +60,9 @@ enum Command {
         /// Ingest token (or WALLBOARD_TOKEN).
         #[arg(long, env = "WALLBOARD_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// The file's format: our events, or a telephony system's records.
+        #[arg(long, value_enum, default_value = "events")]
+        format: Format,
     },
     /// Classify recorded events offline with the server's engine.
     Classify {
@@ -77,6 +81,9 @@ enum Command {
         /// TOML configuration file (definition settings).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The files' format: our events, or a telephony system's records.
+        #[arg(long, value_enum, default_value = "events")]
+        format: Format,
         /// NDJSON or JSON array files; none or `-` reads standard input.
         files: Vec<PathBuf>,
     },
@@ -104,11 +111,13 @@ fn main() -> ExitCode {
             speed,
             max,
             token,
+            format,
         } => replay(ReplayOptions {
             file,
             to,
             speed: (!max).then_some(speed),
             token,
+            format,
         }),
         Command::Serve {
             config,
@@ -131,6 +140,7 @@ fn main() -> ExitCode {
             by_day,
             tz,
             config,
+            format,
             files,
         } => {
             let options = ClassifyOptions {
@@ -139,6 +149,7 @@ fn main() -> ExitCode {
                 by_day,
                 tz,
                 files,
+                format,
             };
             load_config(config.as_ref()).and_then(|config| {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
