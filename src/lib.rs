@@ -14,6 +14,7 @@
 //!   [`classify`]: the offline command.
 //! - [`security`]: tokens, limits and the loopback-only default.
 //! - [`journal`]: the durable store (SQLite) the board is rebuilt from;
+//!   [`maintenance`]: checking, backing up and rebuilding it;
 //!   [`replay`]: sends a recorded feed to a server.
 //! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
 //!   WebSocket; [`server`]: wiring.
@@ -32,6 +33,7 @@ pub mod event;
 pub mod feed;
 pub mod hub;
 pub mod journal;
+pub mod maintenance;
 pub mod outcome;
 pub mod patch;
 pub mod replay;

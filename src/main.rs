@@ -64,6 +64,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "events")]
         format: Format,
     },
+    /// Check, back up or rebuild the event store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+        /// Directory of the event store.
+        #[arg(long, default_value = "./data", global = true)]
+        data_dir: PathBuf,
+    },
     /// Classify recorded events offline with the server's engine.
     Classify {
         /// Show only these definitions (repeatable; default all).
@@ -87,6 +95,19 @@ enum Command {
         /// NDJSON or JSON array files; none or `-` reads standard input.
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Runs SQLite's quick_check; exits 1 when the store is damaged.
+    Check,
+    /// Copies the store to FILE with SQLite's online backup (safe while serving).
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+    },
+    /// Rebuilds a damaged store from every event still readable (stop the server first).
+    Rebuild,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -134,6 +155,7 @@ fn main() -> ExitCode {
             clock,
             insecure_open,
         ),
+        Command::Store { action, data_dir } => store(&action, &data_dir),
         Command::Classify {
             definitions,
             calls,
@@ -198,6 +220,40 @@ fn serve(
         server::serve(listener, std::sync::Arc::new(hub), options, stop_signal()).await?;
         Ok(())
     })
+}
+
+fn store(action: &StoreAction, dir: &std::path::Path) -> anyhow::Result<()> {
+    use wallboard::maintenance;
+    match action {
+        StoreAction::Check => {
+            let report = maintenance::check(dir)?;
+            let took = report.took.as_secs_f64();
+            match report.problem {
+                None => println!("{}: ok (quick_check in {took:.2} s)", report.path.display()),
+                Some(problem) => anyhow::bail!(
+                    "{} is damaged: {problem}\nRestore a backup, or run `wallboard store rebuild --data-dir {}`",
+                    report.path.display(),
+                    dir.display()
+                ),
+            }
+        }
+        StoreAction::Backup { file } => {
+            maintenance::backup(dir, file)?;
+            println!("backed up {} to {}", dir.display(), file.display());
+        }
+        StoreAction::Rebuild => {
+            let r = maintenance::rebuild(dir)?;
+            println!(
+                "rebuilt {}: {} events kept, {} unreadable (lost), {} repeated ids dropped; the damaged file is {}",
+                dir.display(),
+                r.kept,
+                r.unreadable,
+                r.repeated,
+                r.damaged_copy.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn replay(options: ReplayOptions) -> anyhow::Result<()> {
