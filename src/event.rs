@@ -350,10 +350,16 @@ trait FieldSource {
     fn timestamp(&self, name: &str) -> Result<Timestamp, EventError> {
         let text = self.required_str(name, 64)?;
         text.parse::<Timestamp>().map_err(|_| {
-            EventError::field(
-                name,
-                format!("{text:?} is not an RFC 3339 timestamp with an offset or Z"),
-            )
+            // Well-formed but past what a timestamp holds (`9999-12-31T23:59:59Z`
+            // is valid RFC 3339): say so, rather than blame the syntax.
+            let well_formed = jiff::fmt::temporal::Pieces::parse(text)
+                .is_ok_and(|p| p.offset().is_some() && p.time().is_some());
+            let why = if well_formed {
+                "is out of range"
+            } else {
+                "is not an RFC 3339 timestamp with an offset or Z"
+            };
+            EventError::field(name, format!("{text:?} {why}"))
         })
     }
 
@@ -675,6 +681,19 @@ mod tests {
             assert_eq!(parse(again).unwrap(), event);
             assert_eq!(Event::from_stored(&line).unwrap(), event, "{line}");
         }
+    }
+
+    #[test]
+    fn timestamps_out_of_range_and_leap_seconds() {
+        let at = |text: &str| parse(json!({"type":"closed","call":"c","at":text}));
+        let far = at("9999-12-31T23:59:59Z").unwrap_err();
+        assert_eq!(far.field.as_deref(), Some("at"));
+        assert!(far.message.ends_with("is out of range"), "{far}");
+        let junk = at("2026-12-31 noon").unwrap_err();
+        assert!(junk.message.contains("not an RFC 3339"), "{junk}");
+        // A leap second stays in its day: it reads as the last second of it.
+        let leap = at("2026-12-31T23:59:60Z").unwrap();
+        assert_eq!(leap.at, "2026-12-31T23:59:59Z".parse::<Timestamp>().unwrap());
     }
 
     #[test]
