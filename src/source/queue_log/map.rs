@@ -1,0 +1,680 @@
+//! The `queue_log` mapping of spec/sources.md: rows in, events out, with the
+//! state the tables need (a call's first row, exits waiting to see whether
+//! the call continues, each agent's queues). Pure: no I/O, no clock; time
+//! comes in as the rows' own times or as a value the caller passes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::row::{CsvHeader, Row, parse_pipe};
+use crate::event::{AgentStatus, EndedBy, Event, EventKind, MAX_REASON_BYTES};
+use crate::source::{Mapped, Naming, Skipped, checked};
+
+/// Calls remembered at most (calls whose exit never comes are dropped oldest
+/// first, so a PBX that loses rows cannot grow memory without bound).
+const MAX_CALLS: usize = 20_000;
+/// Agents remembered at most.
+const MAX_AGENTS: usize = 10_000;
+
+/// Each event a row can give has its own slot in the row's ids, so a row
+/// gives the same id for an event whether or not its other events are given
+/// (a call's first row, an `ended` released later, a restart).
+mod slot {
+    pub const CALL_STARTED: usize = 0;
+    pub const QUEUED: usize = 1;
+    pub const OFFERED: usize = 2;
+    pub const DECLINED: usize = 3;
+    pub const ANSWERED: usize = 4;
+    pub const IVR_INPUT: usize = 5;
+    pub const TIMED_OUT: usize = 6;
+    pub const CLOSED: usize = 7;
+    pub const ENDED: usize = 8;
+    pub const AGENT_STATUS: usize = 9;
+    pub const WRAP_UP_DONE: usize = 10;
+}
+
+/// When exits waiting for their `ended` are let go (besides [`Mapper::release_due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Only at the end ([`Mapper::finish`]): offline, the whole file is there
+    /// to look ahead in.
+    AtEnd,
+    /// Also when a later row of any call is more than `continue_secs` past
+    /// the exit (`--clock feed`: the rows' times are the clock).
+    ByRows,
+}
+
+/// Settings of the mapping.
+#[derive(Debug, Clone)]
+pub struct MapSettings {
+    /// How long after an exit another row of the call continues it.
+    pub continue_after: SignedDuration,
+    /// How long an agent is in wrap-up after a call; `None`: available at once.
+    pub wrap_up: Option<SignedDuration>,
+    /// When pending exits are released.
+    pub release: Release,
+}
+
+impl Default for MapSettings {
+    fn default() -> Self {
+        MapSettings {
+            continue_after: SignedDuration::from_secs(10),
+            wrap_up: None,
+            release: Release::AtEnd,
+        }
+    }
+}
+
+/// A call seen and not yet finished.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct CallState {
+    /// The latest time of its rows that gave events.
+    latest: Timestamp,
+}
+
+/// An agent as the rows left it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct AgentState {
+    status: String,
+    queues: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// What a pending event waits on: another row of a call, or of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Waits {
+    /// The vendor call id of an exit.
+    Call(String),
+    /// The display name of an agent in wrap-up.
+    Agent(String),
+}
+
+/// An event held back until it is known that nothing cancels it.
+#[derive(Debug, Clone)]
+struct Pending {
+    waits: Waits,
+    /// The time of the row that made it.
+    since: Timestamp,
+    /// Until when a row cancels it.
+    until: Timestamp,
+    event: Event,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedPending {
+    waits: Waits,
+    since: Timestamp,
+    until: Timestamp,
+    event: Value,
+}
+
+/// The mapping's state as the checkpoint keeps it.
+#[derive(Default, Serialize, Deserialize)]
+struct Saved {
+    calls: Vec<(String, Timestamp)>,
+    agents: BTreeMap<String, AgentState>,
+    pending: Vec<SavedPending>,
+}
+
+/// Maps rows to events, one source's worth of state.
+pub struct Mapper {
+    naming: Naming,
+    settings: MapSettings,
+    calls: HashMap<String, CallState>,
+    agents: BTreeMap<String, AgentState>,
+    pending: Vec<Pending>,
+}
+
+/// The row types of the call table.
+enum CallRow {
+    Enter,
+    Ring,
+    Dump,
+    Connect,
+    Complete(EndedBy),
+    Handed,
+    Abandon,
+    ExitKey,
+    ExitTimeout,
+    Turned,
+    Did,
+}
+
+fn call_row(event: &str) -> Option<CallRow> {
+    Some(match event {
+        "ENTERQUEUE" => CallRow::Enter,
+        "RINGNOANSWER" | "RINGCANCELED" => CallRow::Ring,
+        "AGENTDUMP" | "SYSCOMPAT" => CallRow::Dump,
+        "CONNECT" => CallRow::Connect,
+        "COMPLETEAGENT" => CallRow::Complete(EndedBy::Agent),
+        "COMPLETECALLER" => CallRow::Complete(EndedBy::Caller),
+        "TRANSFER" | "BLINDTRANSFER" | "ATTENDEDTRANSFER" => CallRow::Handed,
+        "ABANDON" => CallRow::Abandon,
+        "EXITWITHKEY" => CallRow::ExitKey,
+        "EXITWITHTIMEOUT" | "EXITEMPTY" => CallRow::ExitTimeout,
+        "JOINEMPTY" | "JOINUNAVAIL" | "FULL" | "CLOSED" => CallRow::Turned,
+        "DID" => CallRow::Did,
+        _ => return None,
+    })
+}
+
+/// The row types of the agent table.
+enum AgentRow {
+    Join,
+    Leave,
+    Logoff,
+    Pause,
+    Unpause,
+    Connect,
+    Done,
+}
+
+fn agent_row(event: &str) -> Option<AgentRow> {
+    Some(match event {
+        "AGENTLOGIN" | "AGENTCALLBACKLOGIN" | "ADDMEMBER" => AgentRow::Join,
+        "REMOVEMEMBER" => AgentRow::Leave,
+        "AGENTLOGOFF" | "AGENTCALLBACKLOGOFF" => AgentRow::Logoff,
+        "PAUSE" | "PAUSEALL" => AgentRow::Pause,
+        "UNPAUSE" | "UNPAUSEALL" => AgentRow::Unpause,
+        "CONNECT" => AgentRow::Connect,
+        "COMPLETEAGENT" | "COMPLETECALLER" | "TRANSFER" | "BLINDTRANSFER" | "ATTENDEDTRANSFER" => {
+            AgentRow::Done
+        }
+        _ => return None,
+    })
+}
+
+/// Whether a `callid` names a call (`NONE`, `MANAGER`, `CLI`, `REALTIME` do not).
+fn is_call(callid: &str) -> bool {
+    !matches!(callid, "" | "NONE" | "MANAGER" | "CLI" | "REALTIME")
+}
+
+/// `NONE` (or nothing) as no value.
+fn named(field: &str) -> Option<&str> {
+    (!field.is_empty() && field != "NONE").then_some(field)
+}
+
+/// The events of one row, each with its slot's deterministic id.
+struct Out<'a> {
+    naming: &'a Naming,
+    key: Vec<u8>,
+    call: Option<String>,
+    at: Timestamp,
+    events: Vec<Event>,
+}
+
+impl Out<'_> {
+    fn make(&self, slot: usize, at: Timestamp, kind: EventKind) -> Event {
+        let call = match kind {
+            EventKind::AgentStatus { .. } => None,
+            _ => self.call.clone(),
+        };
+        Event {
+            id: Some(self.naming.event_id(&self.key, slot)),
+            call,
+            at,
+            kind,
+        }
+    }
+
+    fn push(&mut self, slot: usize, kind: EventKind) {
+        self.push_at(slot, self.at, kind);
+    }
+
+    fn push_at(&mut self, slot: usize, at: Timestamp, kind: EventKind) {
+        let event = self.make(slot, at, kind);
+        self.events.push(event);
+    }
+}
+
+impl Mapper {
+    /// A mapping with no state yet, writing ids and names by `naming`.
+    pub fn new(naming: Naming, settings: MapSettings) -> Mapper {
+        Mapper {
+            naming,
+            settings,
+            calls: HashMap::new(),
+            agents: BTreeMap::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Maps one row, appending its events to `out`; `Err` says why the row
+    /// gives nothing and is to be counted as skipped (a row that carries no
+    /// call and that we do not use gives `Ok` and nothing).
+    pub fn map(&mut self, row: &Row, out: &mut Vec<Event>) -> Result<(), String> {
+        if self.settings.release == Release::ByRows {
+            let past = row.at - self.settings.continue_after;
+            self.release(out, |p| p.until < row.at && p.since <= past);
+        }
+        let call_kind = call_row(&row.event);
+        let agent_kind = agent_row(&row.event);
+        let has_call = is_call(&row.callid);
+        if call_kind.is_none() && agent_kind.is_none() {
+            return match has_call {
+                true => Err(format!("{} rows are not used", row.event)),
+                false => Ok(()),
+            };
+        }
+        self.check(row, has_call && call_kind.is_some(), agent_kind.is_some())?;
+        let mut o = Out {
+            naming: &self.naming,
+            key: row.canonical(),
+            call: has_call.then(|| self.naming.call(&row.callid)),
+            at: row.at,
+            events: Vec::new(),
+        };
+        let mut held = Vec::new();
+        if let (Some(kind), true) = (call_kind, has_call) {
+            held.extend(Self::call_events(
+                (&mut self.calls, &mut self.pending),
+                self.settings.continue_after,
+                row,
+                kind,
+                &mut o,
+            ));
+        }
+        if let Some(kind) = agent_kind {
+            let agent = self.naming.agent(&row.agent);
+            held.extend(Self::agent_events(
+                &mut self.agents,
+                &mut self.pending,
+                &self.settings,
+                row,
+                &agent,
+                kind,
+                &mut o,
+            ));
+        }
+        // A last guard: what reaches the store must be valid by events.md.
+        for event in o.events.iter().chain(held.iter().map(|p| &p.event)) {
+            checked(event).map_err(|e| format!("gives an invalid event: {e}"))?;
+        }
+        out.append(&mut o.events);
+        self.pending.extend(held);
+        self.bound();
+        Ok(())
+    }
+
+    /// Refuses rows whose fields cannot make valid events, before any state moves.
+    fn check(&self, row: &Row, call: bool, agent: bool) -> Result<(), String> {
+        use crate::event::{MAX_ID_BYTES, MAX_TEXT_BYTES};
+        if call && self.naming.call(&row.callid).len() > MAX_ID_BYTES {
+            return Err(format!("callid is longer than {MAX_ID_BYTES} bytes"));
+        }
+        if row.queue.len() > MAX_TEXT_BYTES || row.agent.len() > MAX_TEXT_BYTES {
+            return Err(format!("queue or agent is longer than {MAX_TEXT_BYTES} bytes"));
+        }
+        if call && row.event == "ENTERQUEUE" && named(&row.queue).is_none() {
+            return Err("ENTERQUEUE names no queue".to_owned());
+        }
+        let needs_agent = agent
+            || (call
+                && matches!(
+                    call_row(&row.event),
+                    Some(CallRow::Ring | CallRow::Dump | CallRow::Connect)
+                ));
+        if needs_agent && named(&row.agent).is_none() {
+            return Err(format!("{} names no agent", row.event));
+        }
+        Ok(())
+    }
+
+    fn call_events(
+        (calls, pending): (&mut HashMap<String, CallState>, &mut Vec<Pending>),
+        continue_after: SignedDuration,
+        row: &Row,
+        kind: CallRow,
+        o: &mut Out<'_>,
+    ) -> Option<Pending> {
+        let at = row.at;
+        let previous = calls.get(&row.callid).map(|c| c.latest);
+        let first = previous.is_none();
+        // Another row of the call at most `continue_after` after an exit
+        // (by the rows' times) continues the call: the exit's `ended` goes.
+        pending.retain(|p| {
+            !(p.waits == Waits::Call(row.callid.clone()) && p.since <= at && at <= p.until)
+        });
+        calls.insert(
+            row.callid.clone(),
+            CallState {
+                latest: previous.map_or(at, |l| l.max(at)),
+            },
+        );
+        let agent = || row.agent.clone();
+        let queue = named(&row.queue).map(str::to_owned);
+        let mut exit: Option<EndedBy> = None;
+        let mut ended: Option<EndedBy> = None;
+        match kind {
+            CallRow::Enter => {
+                if first {
+                    o.push(slot::CALL_STARTED, started(named(row.data(1)), None));
+                }
+                let queue = queue.unwrap_or_default();
+                o.push(slot::QUEUED, EventKind::Queued { queue });
+            }
+            CallRow::Ring => {
+                let ring = SignedDuration::from_millis(number(row.data(0)));
+                let offered = EventKind::Offered {
+                    agent: agent(),
+                    queue,
+                };
+                o.push_at(slot::OFFERED, at - ring, offered);
+                o.push(slot::DECLINED, EventKind::Declined { agent: agent() });
+            }
+            CallRow::Dump => o.push(slot::DECLINED, EventKind::Declined { agent: agent() }),
+            CallRow::Connect => {
+                if !row.data(2).is_empty() {
+                    let ring = SignedDuration::from_secs(number(row.data(2)));
+                    let offered = EventKind::Offered {
+                        agent: agent(),
+                        queue,
+                    };
+                    o.push_at(slot::OFFERED, at - ring, offered);
+                }
+                o.push(slot::ANSWERED, EventKind::Answered { agent: agent() });
+            }
+            CallRow::Complete(by) => ended = Some(by),
+            CallRow::Handed => ended = Some(EndedBy::Agent),
+            CallRow::Abandon => ended = Some(EndedBy::Caller),
+            CallRow::ExitKey => {
+                let digits = Some(row.data(0).to_owned()).filter(|d| !d.is_empty());
+                o.push(slot::IVR_INPUT, EventKind::IvrInput { digits });
+                exit = Some(EndedBy::Caller);
+            }
+            CallRow::ExitTimeout => {
+                o.push(slot::TIMED_OUT, EventKind::TimedOut { queue });
+                exit = Some(EndedBy::System);
+            }
+            CallRow::Turned => {
+                if first {
+                    o.push(slot::CALL_STARTED, started(None, None));
+                }
+                o.push(slot::CLOSED, EventKind::Closed);
+                exit = Some(EndedBy::System);
+            }
+            CallRow::Did => o.push(slot::CALL_STARTED, started(None, named(row.data(0)))),
+        }
+        if let Some(by) = ended {
+            o.push(slot::ENDED, EventKind::Ended { by });
+            calls.remove(&row.callid);
+        }
+        let by = exit?;
+        match previous {
+            // A row read before this exit but later by the rows' times
+            // already continues the call.
+            Some(latest) if latest > at && latest <= at + continue_after => None,
+            _ => Some(Pending {
+                waits: Waits::Call(row.callid.clone()),
+                since: at,
+                until: at + continue_after,
+                event: o.make(slot::ENDED, at, EventKind::Ended { by }),
+            }),
+        }
+    }
+}
+
+impl Mapper {
+    #[allow(clippy::too_many_arguments)]
+    fn agent_events(
+        agents: &mut BTreeMap<String, AgentState>,
+        pending: &mut Vec<Pending>,
+        settings: &MapSettings,
+        row: &Row,
+        agent: &str,
+        kind: AgentRow,
+        o: &mut Out<'_>,
+    ) -> Option<Pending> {
+        let at = row.at;
+        // Any later status of the agent before its wrap-up is over replaces it.
+        let waits = Waits::Agent(agent.to_owned());
+        pending.retain(|p| !(p.waits == waits && p.since <= at && at < p.until));
+        let state = agents
+            .entry(agent.to_owned())
+            .or_insert_with(|| AgentState {
+                status: AgentStatus::Offline.as_str().to_owned(),
+                queues: Vec::new(),
+                reason: None,
+            });
+        let queue = named(&row.queue);
+        let mut queues_changed = false;
+        let wrap_up = matches!(kind, AgentRow::Done).then_some(settings.wrap_up).flatten();
+        let (status, reason) = match kind {
+            AgentRow::Join => {
+                if let Some(q) = queue
+                    && !state.queues.iter().any(|s| s == q)
+                {
+                    state.queues.push(q.to_owned());
+                }
+                queues_changed = true;
+                (AgentStatus::Available, None)
+            }
+            AgentRow::Leave => {
+                state.queues.retain(|s| Some(s.as_str()) != queue);
+                queues_changed = true;
+                match state.queues.is_empty() {
+                    true => (AgentStatus::Offline, None),
+                    false => (status_named(&state.status), state.reason.clone()),
+                }
+            }
+            AgentRow::Logoff => (AgentStatus::Offline, None),
+            AgentRow::Pause => (AgentStatus::Away, reason_of(row.data(0))),
+            AgentRow::Unpause => (AgentStatus::Available, None),
+            AgentRow::Connect => (AgentStatus::Busy, None),
+            AgentRow::Done if wrap_up.is_some() => (AgentStatus::WrapUp, None),
+            AgentRow::Done => (AgentStatus::Available, None),
+        };
+        state.status = status.as_str().to_owned();
+        state.reason.clone_from(&reason);
+        let queues = queues_changed.then(|| state.queues.clone());
+        o.push(
+            slot::AGENT_STATUS,
+            EventKind::AgentStatus {
+                agent: agent.to_owned(),
+                status,
+                queues,
+                reason,
+            },
+        );
+        let wrap_up = wrap_up?;
+        Some(Pending {
+            waits,
+            since: at,
+            until: at + wrap_up,
+            event: o.make(
+                slot::WRAP_UP_DONE,
+                at + wrap_up,
+                EventKind::AgentStatus {
+                    agent: agent.to_owned(),
+                    status: AgentStatus::Available,
+                    queues: None,
+                    reason: None,
+                },
+            ),
+        })
+    }
+
+    /// Lets go of the held events whose time to be cancelled is over by
+    /// `now` (the machine's clock, once the file has been read to its end).
+    pub fn release_due(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        self.release(out, |p| p.until <= now);
+    }
+
+    /// Lets go of every held event: the input is over (offline, or a test).
+    pub fn finish(&mut self, out: &mut Vec<Event>) {
+        self.release(out, |_| true);
+    }
+
+    /// Whether events are held back.
+    pub fn holding(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    fn release(&mut self, out: &mut Vec<Event>, due: impl Fn(&Pending) -> bool) {
+        if !self.pending.iter().any(&due) {
+            return;
+        }
+        let (released, kept): (Vec<Pending>, Vec<Pending>) =
+            std::mem::take(&mut self.pending).into_iter().partition(due);
+        self.pending = kept;
+        for p in released {
+            match &p.waits {
+                Waits::Call(callid) => {
+                    if !self.pending.iter().any(|q| q.waits == p.waits) {
+                        self.calls.remove(callid);
+                    }
+                }
+                Waits::Agent(agent) => {
+                    if let Some(state) = self.agents.get_mut(agent) {
+                        state.status = AgentStatus::Available.as_str().to_owned();
+                        state.reason = None;
+                    }
+                }
+            }
+            out.push(p.event);
+        }
+    }
+
+    /// Keeps memory bounded when a PBX loses exit rows or has many agents.
+    fn bound(&mut self) {
+        if self.calls.len() > MAX_CALLS {
+            let mut by_age: Vec<(Timestamp, String)> = self
+                .calls
+                .iter()
+                .map(|(id, c)| (c.latest, id.clone()))
+                .collect();
+            by_age.sort();
+            for (_, id) in by_age.into_iter().take(MAX_CALLS / 10) {
+                if !self.pending.iter().any(|p| p.waits == Waits::Call(id.clone())) {
+                    self.calls.remove(&id);
+                }
+            }
+        }
+        while self.agents.len() > MAX_AGENTS {
+            self.agents.pop_first();
+        }
+    }
+
+    /// The state to keep in the checkpoint: calls under way, agents, held events.
+    pub fn save(&self) -> Value {
+        let saved = Saved {
+            calls: self
+                .calls
+                .iter()
+                .map(|(id, c)| (id.clone(), c.latest))
+                .collect(),
+            agents: self.agents.clone(),
+            pending: self
+                .pending
+                .iter()
+                .map(|p| SavedPending {
+                    waits: p.waits.clone(),
+                    since: p.since,
+                    until: p.until,
+                    event: serde_json::to_value(&p.event).unwrap_or(Value::Null),
+                })
+                .collect(),
+        };
+        serde_json::to_value(saved).unwrap_or(Value::Null)
+    }
+
+    /// Takes back the state [`Mapper::save`] gave; a damaged one is ignored
+    /// (the ids drop whatever is read again).
+    pub fn restore(&mut self, value: &Value) {
+        let Ok(saved) = Saved::deserialize(value) else {
+            tracing::warn!("queue_log: the saved mapping state is damaged; starting afresh");
+            return;
+        };
+        self.calls = saved
+            .calls
+            .into_iter()
+            .map(|(id, latest)| (id, CallState { latest }))
+            .collect();
+        self.agents = saved.agents;
+        self.pending = saved
+            .pending
+            .into_iter()
+            .filter_map(|p| {
+                Some(Pending {
+                    waits: p.waits,
+                    since: p.since,
+                    until: p.until,
+                    event: Event::from_json(&p.event).ok()?,
+                })
+            })
+            .collect();
+    }
+}
+
+/// A `call_started` of an inbound voice call.
+fn started(from: Option<&str>, to: Option<&str>) -> EventKind {
+    EventKind::CallStarted {
+        direction: crate::event::Direction::Inbound,
+        channel: "voice".to_owned(),
+        from: from.map(str::to_owned),
+        to: to.map(str::to_owned),
+        line: None,
+        dialer: false,
+    }
+}
+
+/// A whole number of a data field; anything else counts as 0.
+fn number(field: &str) -> i64 {
+    field.trim().parse::<i64>().unwrap_or(0).clamp(0, 86_400_000)
+}
+
+/// A pause reason, cut to what events.md allows.
+fn reason_of(field: &str) -> Option<String> {
+    let field = field.trim();
+    let mut end = field.len().min(MAX_REASON_BYTES);
+    while !field.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(field[..end].to_owned()).filter(|r| !r.is_empty())
+}
+
+fn status_named(name: &str) -> AgentStatus {
+    AgentStatus::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .unwrap_or(AgentStatus::Available)
+}
+
+/// Maps a whole file offline: Asterisk's pipe rows, or a database export
+/// (recognised by its header line). Held exits are let go at the end, so
+/// each looks ahead through the whole file.
+pub fn map_file(bytes: &[u8], naming: &Naming, settings: MapSettings) -> Mapped {
+    let mut mapper = Mapper::new(naming.clone(), settings);
+    let mut mapped = Mapped::default();
+    let mut header: Option<CsvHeader> = None;
+    let mut seen_first = false;
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if !seen_first {
+            seen_first = true;
+            header = CsvHeader::parse(line);
+            if header.is_some() {
+                continue;
+            }
+        }
+        let row = match &header {
+            Some(header) => header.row(line),
+            None => parse_pipe(line),
+        };
+        if let Err(why) = row.and_then(|row| mapper.map(&row, &mut mapped.events)) {
+            mapped.skipped.push(Skipped {
+                position: format!("line {}", i + 1),
+                why,
+            });
+        }
+    }
+    mapper.finish(&mut mapped.events);
+    mapped
+}
