@@ -678,3 +678,354 @@ pub fn map_file(bytes: &[u8], naming: &Naming, settings: MapSettings) -> Mapped 
     mapper.finish(&mut mapped.events);
     mapped
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An event in brief: `SECS CALL TYPE {fields}` (the id left out).
+    fn brief(e: &Event) -> String {
+        let mut v = serde_json::to_value(e).unwrap();
+        let o = v.as_object_mut().unwrap();
+        for k in ["id", "call", "at", "type"] {
+            o.remove(k);
+        }
+        for (k, default) in [("direction", "inbound"), ("channel", "voice")] {
+            if o.get(k).and_then(Value::as_str) == Some(default) {
+                o.remove(k);
+            }
+        }
+        if o.get("dialer") == Some(&Value::Bool(false)) {
+            o.remove("dialer");
+        }
+        let secs = e.at.as_millisecond() as f64 / 1000.0;
+        let call = e.call.as_deref().unwrap_or("-");
+        let fields = if o.is_empty() { String::new() } else { format!(" {v}") };
+        format!("{secs} {call} {}{fields}", e.kind.type_name())
+    }
+
+    fn settings(release: Release, wrap_up: Option<i64>) -> MapSettings {
+        MapSettings {
+            continue_after: SignedDuration::from_secs(10),
+            wrap_up: wrap_up.map(SignedDuration::from_secs),
+            release,
+        }
+    }
+
+    /// Maps rows (one a line), then lets go of what is held.
+    fn map_rows(rows: &str, settings: MapSettings) -> (Vec<String>, Vec<String>) {
+        let mapped = map_file(rows.as_bytes(), &Naming::offline("t"), settings);
+        let skipped = mapped.skipped.iter().map(|s| s.why.clone()).collect();
+        (mapped.events.iter().map(brief).collect(), skipped)
+    }
+
+    fn events(rows: &str) -> Vec<String> {
+        let (events, skipped) = map_rows(rows, MapSettings::default());
+        assert!(skipped.is_empty(), "{skipped:?}");
+        events
+    }
+
+    #[test]
+    fn every_call_row_of_the_table() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "100|c|q|NONE|ENTERQUEUE||5550100|1\n101|c|q2|NONE|ENTERQUEUE||5550100|1",
+                &[
+                    r#"100 c call_started {"from":"5550100"}"#,
+                    r#"100 c queued {"queue":"q"}"#,
+                    r#"101 c queued {"queue":"q2"}"#,
+                ],
+            ),
+            (
+                "100|c|q|Agent/1|RINGNOANSWER|2500",
+                &[
+                    r#"97.5 c offered {"agent":"Agent/1","queue":"q"}"#,
+                    r#"100 c declined {"agent":"Agent/1"}"#,
+                ],
+            ),
+            (
+                "100|c|NONE|Agent/1|RINGCANCELED|1000",
+                &[
+                    r#"99 c offered {"agent":"Agent/1"}"#,
+                    r#"100 c declined {"agent":"Agent/1"}"#,
+                ],
+            ),
+            ("100|c|q|Agent/1|AGENTDUMP", &[r#"100 c declined {"agent":"Agent/1"}"#]),
+            ("100|c|q|Agent/1|SYSCOMPAT", &[r#"100 c declined {"agent":"Agent/1"}"#]),
+            (
+                "100.25|c|q|Agent/1|CONNECT|30|1.5|6",
+                &[
+                    r#"94.25 c offered {"agent":"Agent/1","queue":"q"}"#,
+                    r#"100.25 c answered {"agent":"Agent/1"}"#,
+                    r#"100.25 - agent_status {"agent":"Agent/1","status":"busy"}"#,
+                ],
+            ),
+            (
+                "100|c|q|Agent/1|CONNECT|30",
+                &[
+                    r#"100 c answered {"agent":"Agent/1"}"#,
+                    r#"100 - agent_status {"agent":"Agent/1","status":"busy"}"#,
+                ],
+            ),
+            (
+                "100|c|q|Agent/1|COMPLETEAGENT|5|60|1",
+                &[
+                    r#"100 c ended {"by":"agent"}"#,
+                    r#"100 - agent_status {"agent":"Agent/1","status":"available"}"#,
+                ],
+            ),
+            (
+                "100|c|q|Agent/1|COMPLETECALLER|5|60|1",
+                &[
+                    r#"100 c ended {"by":"caller"}"#,
+                    r#"100 - agent_status {"agent":"Agent/1","status":"available"}"#,
+                ],
+            ),
+            (
+                "100|c|q|NONE|ABANDON|1|1|45",
+                &[r#"100 c ended {"by":"caller"}"#],
+            ),
+            (
+                "100|c|q|NONE|EXITWITHKEY|5|1",
+                &[
+                    r#"100 c ivr_input {"digits":"5"}"#,
+                    r#"100 c ended {"by":"caller"}"#,
+                ],
+            ),
+            (
+                "100|c|q|NONE|EXITWITHTIMEOUT|1|2|300",
+                &[
+                    r#"100 c timed_out {"queue":"q"}"#,
+                    r#"100 c ended {"by":"system"}"#,
+                ],
+            ),
+            (
+                "100|c|q|NONE|EXITEMPTY|1|2|3",
+                &[
+                    r#"100 c timed_out {"queue":"q"}"#,
+                    r#"100 c ended {"by":"system"}"#,
+                ],
+            ),
+            (
+                "100|c|NONE|NONE|DID|5550199",
+                &[r#"100 c call_started {"to":"5550199"}"#],
+            ),
+        ];
+        for (rows, want) in cases {
+            assert_eq!(events(rows), *want, "{rows}");
+        }
+        for transfer in ["TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"] {
+            let rows = format!("100|c|q|Agent/1|{transfer}|1142|ctx|5|60");
+            assert_eq!(
+                events(&rows),
+                [
+                    r#"100 c ended {"by":"agent"}"#,
+                    r#"100 - agent_status {"agent":"Agent/1","status":"available"}"#
+                ],
+                "{transfer}: ended by the agent, not transferred"
+            );
+        }
+        for turned in ["JOINEMPTY", "JOINUNAVAIL", "FULL", "CLOSED"] {
+            let rows = format!("100|c|q|NONE|{turned}|1|1|0");
+            assert_eq!(
+                events(&rows),
+                [
+                    "100 c call_started",
+                    "100 c closed",
+                    r#"100 c ended {"by":"system"}"#
+                ],
+                "{turned}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_agent_row_of_the_table() {
+        let rows = "\
+            100|NONE|q1|Agent/1|ADDMEMBER\n\
+            101|NONE|q2|Agent/1|AGENTLOGIN\n\
+            102|NONE|q1|Agent/1|ADDMEMBER\n\
+            103|NONE|NONE|Agent/1|PAUSE|Lunch\n\
+            104|NONE|q1|Agent/1|REMOVEMEMBER\n\
+            105|NONE|NONE|Agent/1|UNPAUSE\n\
+            106|NONE|q2|Agent/1|REMOVEMEMBER\n\
+            107|NONE|NONE|Agent/2|AGENTCALLBACKLOGIN|hint:2@default\n\
+            108|NONE|NONE|Agent/2|PAUSEALL\n\
+            109|NONE|NONE|Agent/2|UNPAUSEALL\n\
+            110|NONE|NONE|Agent/2|AGENTCALLBACKLOGOFF|hint|25\n\
+            111|NONE|NONE|Agent/3|AGENTLOGOFF\n\
+            112|NONE|q|Agent/4|REMOVEMEMBER\n";
+        let status = |secs, agent, status: &str, rest: &str| {
+            format!(r#"{secs} - agent_status {{"agent":"{agent}"{rest},"status":"{status}"}}"#)
+        };
+        assert_eq!(
+            events(rows),
+            [
+                status(100, "Agent/1", "available", r#","queues":["q1"]"#),
+                status(101, "Agent/1", "available", r#","queues":["q1","q2"]"#),
+                status(102, "Agent/1", "available", r#","queues":["q1","q2"]"#),
+                status(103, "Agent/1", "away", r#","reason":"Lunch""#),
+                status(104, "Agent/1", "away", r#","queues":["q2"],"reason":"Lunch""#),
+                status(105, "Agent/1", "available", ""),
+                status(106, "Agent/1", "offline", r#","queues":[]"#),
+                status(107, "Agent/2", "available", r#","queues":[]"#),
+                status(108, "Agent/2", "away", ""),
+                status(109, "Agent/2", "available", ""),
+                status(110, "Agent/2", "offline", ""),
+                status(111, "Agent/3", "offline", ""),
+                status(112, "Agent/4", "offline", r#","queues":[]"#),
+            ]
+        );
+    }
+
+    #[test]
+    fn wrap_up_ends_after_its_time_unless_the_agent_moves_first() {
+        let rows = "\
+            100|c1|q|Agent/1|COMPLETEAGENT|5|60|1\n\
+            100|c2|q|Agent/2|COMPLETECALLER|5|60|1\n\
+            110|NONE|NONE|Agent/2|PAUSE|Break\n";
+        let (events, _) = map_rows(rows, settings(Release::AtEnd, Some(30)));
+        assert_eq!(
+            events,
+            [
+                r#"100 c1 ended {"by":"agent"}"#,
+                r#"100 - agent_status {"agent":"Agent/1","status":"wrap_up"}"#,
+                r#"100 c2 ended {"by":"caller"}"#,
+                r#"100 - agent_status {"agent":"Agent/2","status":"wrap_up"}"#,
+                r#"110 - agent_status {"agent":"Agent/2","reason":"Break","status":"away"}"#,
+                r#"130 - agent_status {"agent":"Agent/1","status":"available"}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_call_continues_by_the_rows_own_times_whatever_their_order() {
+        // Sent on to a second queue 4 s after timing out of the first.
+        let continued = "\
+            100|c|q1|NONE|ENTERQUEUE||555|1\n\
+            160|c|q1|NONE|EXITWITHTIMEOUT|1|1|60\n\
+            164|c|q2|NONE|ENTERQUEUE||555|1\n\
+            170|c|q2|NONE|ABANDON|1|1|6\n";
+        let ends = |events: &[String]| events.iter().filter(|e| e.contains("ended")).count();
+        let got = events(continued);
+        assert_eq!(ends(&got), 1, "{got:?}");
+        assert!(got.contains(&r#"160 c timed_out {"queue":"q1"}"#.to_owned()));
+        assert!(got.contains(&r#"170 c ended {"by":"caller"}"#.to_owned()));
+        // The same rows with the second queue's entry written first.
+        let reordered = "\
+            100|c|q1|NONE|ENTERQUEUE||555|1\n\
+            164|c|q2|NONE|ENTERQUEUE||555|1\n\
+            160|c|q1|NONE|EXITWITHTIMEOUT|1|1|60\n\
+            170|c|q2|NONE|ABANDON|1|1|6\n";
+        assert_eq!(ends(&events(reordered)), 1);
+        // Too late to continue: the exit ends the call, the next row is late.
+        let late = continued.replace("164|", "175|").replace("170|", "180|");
+        let got = events(&late);
+        assert!(got.contains(&r#"160 c ended {"by":"system"}"#.to_owned()), "{got:?}");
+        // A row of the same second written before the exit does not continue it.
+        let before = "\
+            100|c|q|NONE|ENTERQUEUE||555|1\n\
+            130|c|q|Agent/1|RINGCANCELED|3000\n\
+            130|c|q|NONE|EXITWITHKEY|1|1\n";
+        assert!(events(before).contains(&r#"130 c ended {"by":"caller"}"#.to_owned()));
+        // Nor does an earlier row written after it.
+        let older = "\
+            100|c|q|NONE|ENTERQUEUE||555|1\n\
+            130|c|q|NONE|EXITWITHKEY|1|1\n\
+            129|c|q|Agent/1|RINGNOANSWER|3000\n";
+        assert!(events(older).contains(&r#"130 c ended {"by":"caller"}"#.to_owned()));
+    }
+
+    #[test]
+    fn held_exits_are_let_go_by_later_rows_or_the_clock() {
+        let naming = Naming::offline("t");
+        let row = |line: &str| super::super::row::parse_pipe(line.as_bytes()).unwrap();
+        let mut m = Mapper::new(naming.clone(), settings(Release::ByRows, None));
+        let mut out = Vec::new();
+        m.map(&row("100|c|q|NONE|EXITWITHTIMEOUT|1|1|60"), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1, "timed_out at once, the ended held");
+        m.map(&row("110|d|q|NONE|ENTERQUEUE||5|1"), &mut out).unwrap();
+        assert_eq!(out.len(), 3, "10 s past the exit is not more than 10 s");
+        // The held exit survives a restart through the saved state.
+        let mut restarted = Mapper::new(naming.clone(), settings(Release::ByRows, None));
+        restarted.restore(&serde_json::from_str(&m.save().to_string()).unwrap());
+        m.map(&row("110.5|d|q|NONE|ABANDON|1|1|0"), &mut out).unwrap();
+        let ended = &out[3];
+        assert_eq!(brief(ended), r#"100 c ended {"by":"system"}"#, "let go first");
+        let mut again = Vec::new();
+        restarted
+            .map(&row("110.5|d|q|NONE|ABANDON|1|1|0"), &mut again)
+            .unwrap();
+        assert_eq!(again.first(), Some(ended), "same ended, same id");
+        // By the machine's clock.
+        let mut m = Mapper::new(naming, settings(Release::AtEnd, None));
+        let mut out = Vec::new();
+        m.map(&row("100|c|q|NONE|EXITWITHKEY|3"), &mut out).unwrap();
+        m.release_due("1970-01-01T00:01:49Z".parse().unwrap(), &mut out);
+        assert!(m.holding());
+        m.release_due("1970-01-01T00:01:50Z".parse().unwrap(), &mut out);
+        assert!(!m.holding());
+        assert_eq!(brief(&out[1]), r#"100 c ended {"by":"caller"}"#);
+    }
+
+    #[test]
+    fn rows_without_a_call_and_rows_that_cannot_be_used() {
+        let rows = "\
+            100|NONE|NONE|NONE|QUEUESTART\n\
+            101|MANAGER|q|Agent/1|ADDMEMBER\n\
+            102|NONE|q|Agent/1|CONNECT|1|2|3\n\
+            103|REALTIME|q|NONE|ENTERQUEUE||5|1\n\
+            104|c|NONE|Agent/1|OUTDIAL|5551\n\
+            105|c|q|NONE|INFO|x\n\
+            106|c|NONE|NONE|ENTERQUEUE||5|1\n\
+            107|c|q|NONE|RINGNOANSWER|1000\n\
+            108|c|q|Agent/1|PAUSE\n\
+            garbage\n\
+            x|c|q|NONE|ABANDON\n";
+        let (events, skipped) = map_rows(rows, MapSettings::default());
+        assert_eq!(
+            events,
+            [
+                r#"101 - agent_status {"agent":"Agent/1","queues":["q"],"status":"available"}"#,
+                r#"102 - agent_status {"agent":"Agent/1","status":"busy"}"#,
+                r#"108 - agent_status {"agent":"Agent/1","status":"away"}"#,
+            ]
+        );
+        assert_eq!(skipped.len(), 6, "{skipped:?}");
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_distinct() {
+        let rows = "100|c|q|NONE|ENTERQUEUE||555|1\n101|c|q|Agent/1|RINGNOANSWER|1000\n";
+        let a = map_file(rows.as_bytes(), &Naming::offline("t"), MapSettings::default());
+        let b = map_file(rows.as_bytes(), &Naming::offline("t"), MapSettings::default());
+        assert_eq!(a.events, b.events);
+        let mut ids: Vec<_> = a.events.iter().map(|e| e.id.clone().unwrap()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 4);
+        // The queued of the second ENTERQUEUE keeps its id without the call_started.
+        let second = "99|c|q|NONE|DID|1\n100|c|q|NONE|ENTERQUEUE||555|1\n";
+        let c = map_file(second.as_bytes(), &Naming::offline("t"), MapSettings::default());
+        assert_eq!(c.events[1], a.events[1]);
+    }
+
+    #[test]
+    fn hostile_input_is_skipped_never_fatal() {
+        let mut junk: Vec<u8> = (0..20_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        junk.extend_from_slice(b"\n100|c|q|NONE|ENTERQUEUE||555|1\n");
+        junk.extend(std::iter::repeat_n(b'|', 1 << 20));
+        junk.extend_from_slice(b"\n100|");
+        junk.extend(std::iter::repeat_n(b'c', 200));
+        junk.extend_from_slice(b"|q|NONE|ABANDON\n100|c|q|NONE|PAUSE|");
+        junk.extend(std::iter::repeat_n("é", 200).collect::<String>().bytes());
+        junk.extend_from_slice(b"\n");
+        let mapped = map_file(&junk, &Naming::offline("t"), MapSettings::default());
+        assert!(mapped.skipped.len() >= 3, "{:?}", mapped.skipped);
+        assert!(
+            mapped.events.iter().all(|e| checked(e).is_ok()),
+            "every event given is valid"
+        );
+    }
+}
