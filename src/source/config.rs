@@ -117,9 +117,10 @@ impl SourceSettings {
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
             SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
-            SourceSettings::QueueLog(settings) => Some(tokio::spawn(
-                super::queue_log::run(context, settings.clone()),
-            )),
+            SourceSettings::QueueLog(settings) => Some(tokio::spawn(super::queue_log::run(
+                context,
+                settings.clone(),
+            ))),
         }
     }
 }

@@ -15,6 +15,9 @@ use super::row::MAX_LINE_BYTES;
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Directory entries looked at when searching for a rotated file.
 const MAX_DIR_ENTRIES: usize = 10_000;
+/// Bytes kept from just before the read position, to tell a file truncated
+/// and written again past that position from the one we were reading.
+const TAIL_BYTES: usize = 32;
 
 /// Which file: its device and inode (a renamed file keeps them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +88,8 @@ struct Open {
     line: Vec<u8>,
     /// Whether the line being gathered is too long and dropped.
     dropping: bool,
+    /// The last bytes read, which must still be there before `read_at`.
+    tail: Vec<u8>,
 }
 
 impl Open {
@@ -98,6 +103,7 @@ impl Open {
             line_at: offset,
             line: Vec::new(),
             dropping: false,
+            tail: Vec::new(),
         })
     }
 
@@ -149,6 +155,24 @@ impl Open {
             }
         }
         self.read_at = base + bytes.len() as u64;
+        let keep = bytes.len().min(TAIL_BYTES);
+        self.tail.extend_from_slice(&bytes[bytes.len() - keep..]);
+        let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+        self.tail.drain(..excess);
+    }
+
+    /// Whether the file was truncated: shorter than what was read, or the
+    /// bytes just before the read position changed (truncated and written
+    /// again past it between two polls, as copytruncate may).
+    fn truncated(&mut self, len: u64) -> std::io::Result<bool> {
+        if len < self.read_at {
+            return Ok(true);
+        }
+        let mut now = vec![0u8; self.tail.len()];
+        self.file
+            .seek(SeekFrom::Start(self.read_at - self.tail.len() as u64))?;
+        self.file.read_exact(&mut now)?;
+        Ok(now != self.tail)
     }
 
     /// Back to the start of the file (it was truncated).
@@ -158,6 +182,7 @@ impl Open {
         self.line_at = 0;
         self.line.clear();
         self.dropping = false;
+        self.tail.clear();
         Ok(())
     }
 }
@@ -197,6 +222,12 @@ impl Follower {
         }
         let mut pieces = Vec::new();
         let open = self.open.as_mut().expect("opened above");
+        // Before reading on: what is past our position may be a new start.
+        let len = open.file.metadata()?.len();
+        if open.truncated(len)? {
+            tracing::info!("queue_log: {} was truncated", self.path.display());
+            open.restart()?;
+        }
         let mut at_end = open.read(budget, &mut pieces)?;
         if at_end {
             at_end = self.rotate(&mut pieces)?;
@@ -256,11 +287,6 @@ impl Follower {
         };
         let identity = Identity::of(&meta);
         if identity == open.identity {
-            if meta.len() < open.read_at {
-                tracing::info!("queue_log: {} was truncated", self.path.display());
-                open.restart()?;
-                return Ok(false);
-            }
             return Ok(true);
         }
         // A new file: the writer may still append to the old one until it
@@ -362,13 +388,19 @@ mod tests {
         append(&path, b"e\n");
         let batch = f.poll(1 << 20).unwrap();
         assert!(!batch.at_end);
-        assert_eq!(lines(&batch), [format!("unfinished at {}", 12 + long.len())]);
+        assert_eq!(
+            lines(&batch),
+            [format!("unfinished at {}", 12 + long.len())]
+        );
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["e"]);
         // Truncation: read again from the start.
         std::fs::write(&path, b"").unwrap();
-        assert!(!f.poll(1 << 20).unwrap().at_end);
+        assert_eq!(f.poll(1 << 20).unwrap().position.unwrap().offset, 0);
         append(&path, b"f\n");
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["f"]);
+        // Truncated and written past the old position between two polls.
+        std::fs::write(&path, b"gg\nhh\n").unwrap();
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["gg", "hh"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

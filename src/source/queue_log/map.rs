@@ -308,7 +308,9 @@ impl Mapper {
             return Err(format!("callid is longer than {MAX_ID_BYTES} bytes"));
         }
         if row.queue.len() > MAX_TEXT_BYTES || row.agent.len() > MAX_TEXT_BYTES {
-            return Err(format!("queue or agent is longer than {MAX_TEXT_BYTES} bytes"));
+            return Err(format!(
+                "queue or agent is longer than {MAX_TEXT_BYTES} bytes"
+            ));
         }
         if call && row.event == "ENTERQUEUE" && named(&row.queue).is_none() {
             return Err("ENTERQUEUE names no queue".to_owned());
@@ -443,7 +445,9 @@ impl Mapper {
             });
         let queue = named(&row.queue);
         let mut queues_changed = false;
-        let wrap_up = matches!(kind, AgentRow::Done).then_some(settings.wrap_up).flatten();
+        let wrap_up = matches!(kind, AgentRow::Done)
+            .then_some(settings.wrap_up)
+            .flatten();
         let (status, reason) = match kind {
             AgentRow::Join => {
                 if let Some(q) = queue
@@ -550,7 +554,11 @@ impl Mapper {
                 .collect();
             by_age.sort();
             for (_, id) in by_age.into_iter().take(MAX_CALLS / 10) {
-                if !self.pending.iter().any(|p| p.waits == Waits::Call(id.clone())) {
+                if !self
+                    .pending
+                    .iter()
+                    .any(|p| p.waits == Waits::Call(id.clone()))
+                {
                     self.calls.remove(&id);
                 }
             }
@@ -625,7 +633,11 @@ fn started(from: Option<&str>, to: Option<&str>) -> EventKind {
 
 /// A whole number of a data field; anything else counts as 0.
 fn number(field: &str) -> i64 {
-    field.trim().parse::<i64>().unwrap_or(0).clamp(0, 86_400_000)
+    field
+        .trim()
+        .parse::<i64>()
+        .unwrap_or(0)
+        .clamp(0, 86_400_000)
 }
 
 /// A pause reason, cut to what events.md allows.
@@ -700,7 +712,11 @@ mod tests {
         }
         let secs = e.at.as_millisecond() as f64 / 1000.0;
         let call = e.call.as_deref().unwrap_or("-");
-        let fields = if o.is_empty() { String::new() } else { format!(" {v}") };
+        let fields = if o.is_empty() {
+            String::new()
+        } else {
+            format!(" {v}")
+        };
         format!("{secs} {call} {}{fields}", e.kind.type_name())
     }
 
@@ -750,8 +766,14 @@ mod tests {
                     r#"100 c declined {"agent":"Agent/1"}"#,
                 ],
             ),
-            ("100|c|q|Agent/1|AGENTDUMP", &[r#"100 c declined {"agent":"Agent/1"}"#]),
-            ("100|c|q|Agent/1|SYSCOMPAT", &[r#"100 c declined {"agent":"Agent/1"}"#]),
+            (
+                "100|c|q|Agent/1|AGENTDUMP",
+                &[r#"100 c declined {"agent":"Agent/1"}"#],
+            ),
+            (
+                "100|c|q|Agent/1|SYSCOMPAT",
+                &[r#"100 c declined {"agent":"Agent/1"}"#],
+            ),
             (
                 "100.25|c|q|Agent/1|CONNECT|30|1.5|6",
                 &[
@@ -865,7 +887,12 @@ mod tests {
                 status(101, "Agent/1", "available", r#","queues":["q1","q2"]"#),
                 status(102, "Agent/1", "available", r#","queues":["q1","q2"]"#),
                 status(103, "Agent/1", "away", r#","reason":"Lunch""#),
-                status(104, "Agent/1", "away", r#","queues":["q2"],"reason":"Lunch""#),
+                status(
+                    104,
+                    "Agent/1",
+                    "away",
+                    r#","queues":["q2"],"reason":"Lunch""#
+                ),
                 status(105, "Agent/1", "available", ""),
                 status(106, "Agent/1", "offline", r#","queues":[]"#),
                 status(107, "Agent/2", "available", r#","queues":[]"#),
@@ -921,7 +948,10 @@ mod tests {
         // Too late to continue: the exit ends the call, the next row is late.
         let late = continued.replace("164|", "175|").replace("170|", "180|");
         let got = events(&late);
-        assert!(got.contains(&r#"160 c ended {"by":"system"}"#.to_owned()), "{got:?}");
+        assert!(
+            got.contains(&r#"160 c ended {"by":"system"}"#.to_owned()),
+            "{got:?}"
+        );
         // A row of the same second written before the exit does not continue it.
         let before = "\
             100|c|q|NONE|ENTERQUEUE||555|1\n\
@@ -945,14 +975,20 @@ mod tests {
         m.map(&row("100|c|q|NONE|EXITWITHTIMEOUT|1|1|60"), &mut out)
             .unwrap();
         assert_eq!(out.len(), 1, "timed_out at once, the ended held");
-        m.map(&row("110|d|q|NONE|ENTERQUEUE||5|1"), &mut out).unwrap();
+        m.map(&row("110|d|q|NONE|ENTERQUEUE||5|1"), &mut out)
+            .unwrap();
         assert_eq!(out.len(), 3, "10 s past the exit is not more than 10 s");
         // The held exit survives a restart through the saved state.
         let mut restarted = Mapper::new(naming.clone(), settings(Release::ByRows, None));
         restarted.restore(&serde_json::from_str(&m.save().to_string()).unwrap());
-        m.map(&row("110.5|d|q|NONE|ABANDON|1|1|0"), &mut out).unwrap();
+        m.map(&row("110.5|d|q|NONE|ABANDON|1|1|0"), &mut out)
+            .unwrap();
         let ended = &out[3];
-        assert_eq!(brief(ended), r#"100 c ended {"by":"system"}"#, "let go first");
+        assert_eq!(
+            brief(ended),
+            r#"100 c ended {"by":"system"}"#,
+            "let go first"
+        );
         let mut again = Vec::new();
         restarted
             .map(&row("110.5|d|q|NONE|ABANDON|1|1|0"), &mut again)
@@ -998,8 +1034,16 @@ mod tests {
     #[test]
     fn ids_are_deterministic_and_distinct() {
         let rows = "100|c|q|NONE|ENTERQUEUE||555|1\n101|c|q|Agent/1|RINGNOANSWER|1000\n";
-        let a = map_file(rows.as_bytes(), &Naming::offline("t"), MapSettings::default());
-        let b = map_file(rows.as_bytes(), &Naming::offline("t"), MapSettings::default());
+        let a = map_file(
+            rows.as_bytes(),
+            &Naming::offline("t"),
+            MapSettings::default(),
+        );
+        let b = map_file(
+            rows.as_bytes(),
+            &Naming::offline("t"),
+            MapSettings::default(),
+        );
         assert_eq!(a.events, b.events);
         let mut ids: Vec<_> = a.events.iter().map(|e| e.id.clone().unwrap()).collect();
         ids.sort();
@@ -1007,7 +1051,11 @@ mod tests {
         assert_eq!(ids.len(), 4);
         // The queued of the second ENTERQUEUE keeps its id without the call_started.
         let second = "99|c|q|NONE|DID|1\n100|c|q|NONE|ENTERQUEUE||555|1\n";
-        let c = map_file(second.as_bytes(), &Naming::offline("t"), MapSettings::default());
+        let c = map_file(
+            second.as_bytes(),
+            &Naming::offline("t"),
+            MapSettings::default(),
+        );
         assert_eq!(c.events[1], a.events[1]);
     }
 

@@ -235,12 +235,21 @@ mod tests {
 
     #[test]
     fn pipe_rows_and_their_faults() {
-        let r = parse_pipe(b"1543602677.5|1543602660.197|IT|NONE|ENTERQUEUE||12025550100|1\r")
-            .unwrap();
+        let r =
+            parse_pipe(b"1543602677.5|1543602660.197|IT|NONE|ENTERQUEUE||12025550100|1\r").unwrap();
         assert_eq!(r.at, "2018-11-30T18:31:17.5Z".parse().unwrap());
-        assert_eq!((r.callid.as_str(), r.queue.as_str()), ("1543602660.197", "IT"));
+        assert_eq!(
+            (r.callid.as_str(), r.queue.as_str()),
+            ("1543602660.197", "IT")
+        );
         assert_eq!(r.data, ["", "12025550100", "1"]);
-        assert_eq!(parse_pipe(b"1543602677|c|q|a|QUEUESTART").unwrap().data.len(), 0);
+        assert_eq!(
+            parse_pipe(b"1543602677|c|q|a|QUEUESTART")
+                .unwrap()
+                .data
+                .len(),
+            0
+        );
         for bad in [
             &b"1543602677|c|q|a"[..],
             b"12:00|c|q|a|ENTERQUEUE",
