@@ -385,3 +385,35 @@ async fn a_missing_file_fails_then_recovers() {
     assert_eq!(status["state"], "connected");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// `from = "end"` (the default): what the file held at the first start is
+// history the board does not count; only rows written after it are read.
+#[tokio::test]
+async fn from_end_reads_only_what_is_written_after_the_first_start() {
+    let dir = temp_dir("from-end");
+    let log = dir.join("queue_log");
+    let (old, new) = (rows(0..6), rows(6..12));
+    append(&log, &old);
+    let text = config(&log).replace("from = \"start\"\n", "");
+    let options = ServeOptions {
+        config: Config::parse(&text, "test").expect("config"),
+        clock: Clock::Feed,
+        ..ServeOptions::new(Config::default())
+    };
+    let server = TestServer::start_with(options).await;
+    let client = reqwest::Client::new();
+    within(async {
+        while source(&client, &server.base).await["state"] != "connected" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    append(&log, &new);
+    stored_until(&client, &server.base, last_time(&new)).await;
+    let only_new = dir.join("new");
+    std::fs::write(&only_new, &new).expect("new rows");
+    let board = board_with(&client, &server.base, 6).await;
+    assert_eq!(common::sum(&board["outcomes"]), 6, "{board}");
+    assert_board_is_classify(&board, &only_new);
+    let _ = std::fs::remove_dir_all(&dir);
+}

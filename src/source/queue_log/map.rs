@@ -270,17 +270,17 @@ impl Mapper {
             events: Vec::new(),
         };
         let mut held = Vec::new();
+        let agent = self.naming.agent(&row.agent);
         if let (Some(kind), true) = (call_kind, has_call) {
             held.extend(Self::call_events(
                 (&mut self.calls, &mut self.pending),
                 self.settings.continue_after,
-                row,
+                (row, &agent),
                 kind,
                 &mut o,
             ));
         }
         if let Some(kind) = agent_kind {
-            let agent = self.naming.agent(&row.agent);
             held.extend(Self::agent_events(
                 &mut self.agents,
                 &mut self.pending,
@@ -330,7 +330,7 @@ impl Mapper {
     fn call_events(
         (calls, pending): (&mut HashMap<String, CallState>, &mut Vec<Pending>),
         continue_after: SignedDuration,
-        row: &Row,
+        (row, agent): (&Row, &str),
         kind: CallRow,
         o: &mut Out<'_>,
     ) -> Option<Pending> {
@@ -348,7 +348,7 @@ impl Mapper {
                 latest: previous.map_or(at, |l| l.max(at)),
             },
         );
-        let agent = || row.agent.clone();
+        let agent = || agent.to_owned();
         let queue = named(&row.queue).map(str::to_owned);
         let mut exit: Option<EndedBy> = None;
         let mut ended: Option<EndedBy> = None;
@@ -1029,6 +1029,31 @@ mod tests {
             ]
         );
         assert_eq!(skipped.len(), 6, "{skipped:?}");
+    }
+
+    #[test]
+    fn agents_are_named_by_the_source_and_kept_under_that_name() {
+        let mut naming = Naming::offline("t");
+        naming.prefix = true;
+        naming.agents.insert("Local/1@agents".into(), "Amy".into());
+        naming.agents.insert("Agent/1".into(), "Amy".into());
+        let rows = "\
+            100|NONE|q|Local/1@agents|ADDMEMBER\n\
+            101|c|q|Agent/1|CONNECT|1|x|1\n\
+            102|NONE|NONE|Agent/1|REMOVEMEMBER\n";
+        let mapped = map_file(rows.as_bytes(), &naming, MapSettings::default());
+        let got: Vec<String> = mapped.events.iter().map(brief).collect();
+        assert_eq!(
+            got,
+            [
+                r#"100 - agent_status {"agent":"Amy","queues":["q"],"status":"available"}"#,
+                r#"100 t:c offered {"agent":"Amy","queue":"q"}"#,
+                r#"101 t:c answered {"agent":"Amy"}"#,
+                r#"101 - agent_status {"agent":"Amy","status":"busy"}"#,
+                r#"102 - agent_status {"agent":"Amy","queues":["q"],"status":"busy"}"#,
+            ],
+            "one agent under two vendor names; REMOVEMEMBER of no queue keeps the status"
+        );
     }
 
     #[test]

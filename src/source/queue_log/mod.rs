@@ -235,3 +235,45 @@ impl Live {
             .set_state(state, error, self.context.now());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::source::SourceSettings;
+
+    #[test]
+    fn settings_have_the_spec_defaults_and_errors_name_the_key() {
+        let c = Config::parse("[[source]]\nkind = \"queue-log\"\nname = \"pbx\"\n", "t").unwrap();
+        let SourceSettings::QueueLog(s) = &c.sources[0].settings else {
+            panic!("a queue-log source");
+        };
+        assert_eq!(s.path, std::path::Path::new("/var/log/asterisk/queue_log"));
+        assert_eq!(
+            (s.from, s.continue_secs, s.wrapup_secs),
+            (super::From::End, 10, None)
+        );
+        assert_eq!(c.sources[0].settings.kind(), "queue-log");
+        let c = Config::parse(
+            "[[source]]\nkind = \"queue-log\"\nname = \"pbx\"\npath = \"/tmp/q\"\nfrom = \"start\"\ncontinue_secs = 3\nwrapup_secs = 15\n",
+            "t",
+        )
+        .unwrap();
+        let SourceSettings::QueueLog(s) = &c.sources[0].settings else {
+            panic!("a queue-log source");
+        };
+        assert_eq!(
+            (s.from, s.continue_secs, s.wrapup_secs),
+            (super::From::Start, 3, Some(15))
+        );
+        for (extra, key) in [
+            ("from = \"middle\"", "source[0]"),
+            ("continue_secs = -1", "source[0]"),
+            ("tail = true", "source[0]"),
+            ("continue_secs = 100000", "source[0].continue_secs"),
+        ] {
+            let text = format!("[[source]]\nkind = \"queue-log\"\nname = \"pbx\"\n{extra}\n");
+            let e = Config::parse(&text, "t").unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}")), "{extra}: {e}");
+        }
+    }
+}
