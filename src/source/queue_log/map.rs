@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::row::{CsvHeader, Row, parse_pipe};
-use crate::event::{AgentStatus, EndedBy, Event, EventKind, MAX_REASON_BYTES};
+use crate::event::{AgentStatus, EndedBy, Event, EventKind, MAX_AGENT_QUEUES, MAX_REASON_BYTES};
 use crate::source::{Mapped, Naming, Skipped, checked};
 
 /// Calls remembered at most (calls whose exit never comes are dropped oldest
@@ -249,8 +249,8 @@ impl Mapper {
     /// call and that we do not use gives `Ok` and nothing).
     pub fn map(&mut self, row: &Row, out: &mut Vec<Event>) -> Result<(), String> {
         if self.settings.release == Release::ByRows {
-            let past = row.at - self.settings.continue_after;
-            self.release(out, |p| p.until < row.at && p.since <= past);
+            // A row more than the wait past a held event: its time is up.
+            self.release(out, |p| p.until < row.at);
         }
         let call_kind = call_row(&row.event);
         let agent_kind = agent_row(&row.event);
@@ -452,6 +452,7 @@ impl Mapper {
             AgentRow::Join => {
                 if let Some(q) = queue
                     && !state.queues.iter().any(|s| s == q)
+                    && state.queues.len() < MAX_AGENT_QUEUES
                 {
                     state.queues.push(q.to_owned());
                 }
