@@ -417,3 +417,25 @@ async fn from_end_reads_only_what_is_written_after_the_first_start() {
     assert_board_is_classify(&board, &only_new);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// By the machine's clock, a caller who left with a key is ended once
+// `continue_secs` have passed with no further row of the call.
+#[tokio::test]
+async fn by_the_machine_clock_a_held_exit_ends_after_continue_secs() {
+    let dir = temp_dir("wall");
+    let log = dir.join("queue_log");
+    let now = Timestamp::now().as_second();
+    append(&log, &format!("{}|w1|q1|NONE|ENTERQUEUE||555|1\n", now - 5));
+    let options = ServeOptions {
+        config: Config::parse(&config(&log).replace("= 2", "= 1"), "test").expect("config"),
+        clock: Clock::Wall,
+        ..ServeOptions::new(Config::default())
+    };
+    let server = TestServer::start_with(options).await;
+    let client = reqwest::Client::new();
+    append(&log, &format!("{now}|w1|q1|NONE|EXITWITHKEY|3|1\n"));
+    let board = board_with(&client, &server.base, 1).await;
+    assert_eq!(common::sum(&board["outcomes"]), 1);
+    assert_eq!(board["outcomes"]["queue_abandoned"], 1, "{board}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
