@@ -47,12 +47,16 @@ impl Identity {
 }
 
 /// Where the next unread line starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// The file.
     pub file: Identity,
     /// The byte offset in it.
     pub offset: u64,
+    /// The last bytes before the offset, to tell on resuming whether the
+    /// file was truncated and written again while we were away.
+    #[serde(default)]
+    pub before: Vec<u8>,
 }
 
 /// What a poll read, in order.
@@ -108,10 +112,28 @@ impl Open {
     }
 
     fn position(&self) -> Position {
+        // The bytes read before `read_at` end with the unfinished line; those
+        // before it end at `line_at` (unknown while a long line is dropped).
+        let before = match self.tail.len().checked_sub(self.line.len()) {
+            Some(end) if !self.dropping => self.tail[..end].to_vec(),
+            _ => Vec::new(),
+        };
         Position {
             file: self.identity,
             offset: self.line_at,
+            before,
         }
+    }
+
+    /// Whether `before` is what the file holds just before `offset`.
+    fn holds(&mut self, offset: u64, before: &[u8]) -> std::io::Result<bool> {
+        let Some(start) = offset.checked_sub(before.len() as u64) else {
+            return Ok(false);
+        };
+        let mut now = vec![0u8; before.len()];
+        self.file.seek(SeekFrom::Start(start))?;
+        self.file.read_exact(&mut now)?;
+        Ok(now == before)
     }
 
     /// Reads up to `budget` bytes; `true` when the end of the file was reached.
@@ -249,13 +271,17 @@ impl Follower {
             return Open::at(file, identity, offset);
         };
         if resume.file == identity {
-            // Shorter than where we stopped: truncated while we were away.
-            let offset = if resume.offset <= meta.len() {
-                resume.offset
-            } else {
-                0
-            };
-            return Open::at(file, identity, offset);
+            // Shorter than where we stopped, or other bytes before that
+            // point: truncated (and written again) while we were away.
+            let mut open = Open::at(file, identity, 0)?;
+            if resume.offset <= meta.len() && open.holds(resume.offset, &resume.before)? {
+                let mut resumed = Open::at(open.file, identity, resume.offset)?;
+                resumed.tail = resume.before;
+                return Ok(resumed);
+            }
+            tracing::info!("queue_log: {} was truncated", self.path.display());
+            open.restart()?;
+            return Ok(open);
         }
         // Rotated while we were away: finish the old file first if it is
         // still beside the new one; the new one is then read from its start.
@@ -420,9 +446,14 @@ mod tests {
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["c"]);
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["d"]);
         // The same file, resumed; and a missing file is an error to retry.
-        let mut f = Follower::new(path.clone(), f.poll(1).unwrap().position, true);
+        let stopped = f.poll(1).unwrap().position;
+        let mut f = Follower::new(path.clone(), stopped.clone(), true);
         append(&path, b"e\n");
         assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["e"]);
+        // Truncated and written again past where we stopped, while away.
+        std::fs::write(&path, b"ffff\ngg\n").unwrap();
+        let mut f = Follower::new(path.clone(), stopped, true);
+        assert_eq!(lines(&f.poll(1 << 20).unwrap()), ["ffff", "gg"]);
         assert!(Follower::new(dir.join("nope"), None, true).poll(1).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
