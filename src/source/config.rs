@@ -83,6 +83,8 @@ pub struct SourceConfig {
 pub enum SourceSettings {
     /// The built-in simulated call centre (`--demo`).
     Demo,
+    /// Asterisk `queue_log`, followed as it grows.
+    QueueLog(super::queue_log::Settings),
 }
 
 impl SourceSettings {
@@ -90,6 +92,7 @@ impl SourceSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSettings::Demo => "demo",
+            SourceSettings::QueueLog(_) => "queue-log",
         }
     }
 
@@ -100,9 +103,12 @@ impl SourceSettings {
                 no_keys(&table, key)?;
                 Ok(SourceSettings::Demo)
             }
+            "queue-log" => Ok(SourceSettings::QueueLog(super::queue_log::Settings::parse(
+                table, key,
+            )?)),
             other => Err(invalid(
                 &format!("{key}.kind"),
-                format!("{other:?} is not a kind of source (known: demo)"),
+                format!("{other:?} is not a kind of source (known: demo, queue-log)"),
             )),
         }
     }
@@ -111,6 +117,10 @@ impl SourceSettings {
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
             SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            SourceSettings::QueueLog(settings) => Some(tokio::spawn(super::queue_log::run(
+                context,
+                settings.clone(),
+            ))),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod offline;
+pub mod queue_log;
 pub mod status;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub enum Format {
     /// Our own events (events.md): NDJSON or a JSON array.
     #[default]
     Events,
+    /// Asterisk `queue_log` rows, or their database export (CSV with a header).
+    QueueLog,
 }
 
 /// A vendor record that gave no event because it could not be read.
