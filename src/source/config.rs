@@ -83,6 +83,8 @@ pub struct SourceConfig {
 pub enum SourceSettings {
     /// The built-in simulated call centre (`--demo`).
     Demo,
+    /// The Asterisk Manager Interface (`kind = "ami"`).
+    Ami(super::ami::AmiSettings),
 }
 
 impl SourceSettings {
@@ -90,6 +92,7 @@ impl SourceSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSettings::Demo => "demo",
+            SourceSettings::Ami(_) => "ami",
         }
     }
 
@@ -100,9 +103,10 @@ impl SourceSettings {
                 no_keys(&table, key)?;
                 Ok(SourceSettings::Demo)
             }
+            "ami" => super::ami::AmiSettings::parse(table, key).map(SourceSettings::Ami),
             other => Err(invalid(
                 &format!("{key}.kind"),
-                format!("{other:?} is not a kind of source (known: demo)"),
+                format!("{other:?} is not a kind of source (known: demo, ami)"),
             )),
         }
     }
@@ -111,6 +115,7 @@ impl SourceSettings {
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
             SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            SourceSettings::Ami(ami) => Some(tokio::spawn(super::ami::run(ami.clone(), context))),
         }
     }
 }

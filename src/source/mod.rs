@@ -9,6 +9,7 @@
 //! Offline, `classify` and `replay` read the same vendor formats ([`Format`])
 //! through the same mappings.
 
+pub mod ami;
 pub mod checkpoint;
 pub mod config;
 pub mod offline;
@@ -36,6 +37,8 @@ pub enum Format {
     /// Our own events (events.md): NDJSON or a JSON array.
     #[default]
     Events,
+    /// Asterisk Manager Interface event blocks (a capture or a console log).
+    Ami,
 }
 
 /// A vendor record that gave no event because it could not be read.

@@ -16,6 +16,9 @@ const NAMED_SKIPS: usize = 5;
 pub fn read_file(format: Format, path: &Path) -> Result<Vec<Event>, FileError> {
     match format {
         Format::Events => feed::read_file(path),
+        Format::Ami => read_vendor(path, |bytes| {
+            super::ami::map_file(bytes, &super::Naming::offline("ami"))
+        }),
     }
 }
 
