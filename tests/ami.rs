@@ -661,3 +661,31 @@ fn the_shared_capture_classifies_as_one_answered_call_through_q1() {
         ]
     );
 }
+
+/// The command line reads AMI captures too: `wallboard classify --format ami`.
+#[test]
+fn the_binary_classifies_an_ami_capture() {
+    let dir = scratch("binary");
+    let file = dir.join("trace.txt");
+    std::fs::write(&file, day_trace().render().concat()).expect("write trace");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wallboard"))
+        .args(["classify", "--format", "ami", "--calls"])
+        .arg(&file)
+        .output()
+        .expect("run wallboard");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let outcomes: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("JSON")["outcome"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    for outcome in ["answered", "timed_out", "queue_abandoned"] {
+        assert!(outcomes.iter().any(|o| o == outcome), "{outcome}: {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

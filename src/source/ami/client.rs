@@ -27,11 +27,14 @@ pub enum SessionError {
     /// The secret file could not be read.
     #[error("secret_file: {0}")]
     Secret(std::io::Error),
-    /// Connecting or reading failed.
+    /// The manager could not be reached.
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, std::io::Error),
+    /// Reading or writing failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// Something took longer than it may.
-    #[error("no answer from {0} within {1:?}")]
+    #[error("{0} within {1:?}")]
     Timeout(&'static str, Duration),
     /// The peer is no Asterisk manager.
     #[error("not an Asterisk manager: the banner was {0:?}")]
@@ -94,14 +97,16 @@ async fn session(
 ) -> Result<(), SessionError> {
     let secret = settings.secret().map_err(SessionError::Secret)?;
     let address = (settings.host.as_str(), settings.port);
-    let stream = within("connecting", TcpStream::connect(address)).await??;
+    let stream = within("could not connect", TcpStream::connect(address))
+        .await?
+        .map_err(|e| SessionError::Connect(format!("{}:{}", settings.host, settings.port), e))?;
     let (read, mut write) = stream.into_split();
     let mut conn = Connection {
         read,
         framer: Framer::with_banner(),
         frames: std::collections::VecDeque::new(),
     };
-    match within("the banner", conn.next()).await?? {
+    match within("no banner", conn.next()).await?? {
         Frame::Banner(line) if line.starts_with("Asterisk Call Manager/") => {}
         Frame::Banner(line) => return Err(SessionError::Banner(line)),
         _ => return Err(SessionError::Banner(String::new())),
@@ -112,7 +117,7 @@ async fn session(
         one_line(&secret)
     );
     write.write_all(login.as_bytes()).await?;
-    within("the login", login_answer(&mut conn)).await??;
+    within("no answer to Login", login_answer(&mut conn)).await??;
     *connected = true;
     context
         .status()
