@@ -689,3 +689,21 @@ fn the_binary_classifies_an_ami_capture() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Nothing listening: `failed`, naming the address.
+#[tokio::test]
+async fn an_unreachable_manager_is_failed_naming_the_address() {
+    let dir = scratch("unreachable");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let server = server(config(port, "secret = \"s\""), &dir).await;
+    let source = source_when(&server, |s| s["state"] == "failed").await;
+    let error = source["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{source}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -105,6 +105,7 @@ async fn session(
         read,
         framer: Framer::with_banner(),
         frames: std::collections::VecDeque::new(),
+        chunk: vec![0; READ_CHUNK].into_boxed_slice(),
     };
     match within("no banner", conn.next()).await?? {
         Frame::Banner(line) if line.starts_with("Asterisk Call Manager/") => {}
@@ -198,11 +199,15 @@ fn handle(
     mapper: &mut Mapper,
     batch: &mut Vec<Event>,
 ) -> bool {
-    let position = format!("block {n} of this connection");
+    let skip = |why: &str| {
+        context
+            .status()
+            .skip(&format!("block {n} of this connection"), why)
+    };
     let block = match frame {
         Frame::Block(block) => block,
         Frame::Oversized { .. } => {
-            context.status().skip(&position, &super::too_big());
+            skip(&super::too_big());
             return false;
         }
         Frame::Banner(_) => return false,
@@ -213,7 +218,7 @@ fn handle(
             .is_some_and(|id| id.starts_with("wallboard-ping-"));
     }
     if block.event().is_none() {
-        context.status().skip(&position, "no Event header");
+        skip("no Event header");
         return false;
     }
     // With a feed clock "now" is the feed's: the latest time the PBX gave.
@@ -223,7 +228,7 @@ fn handle(
     };
     match mapper.map(&block, Arrival::Received(received)) {
         Ok(events) => batch.extend(events),
-        Err(why) => context.status().skip(&position, &why),
+        Err(why) => skip(&why),
     }
     false
 }
@@ -251,6 +256,7 @@ struct Connection {
     read: tokio::net::tcp::OwnedReadHalf,
     framer: Framer,
     frames: std::collections::VecDeque<Frame>,
+    chunk: Box<[u8]>,
 }
 
 impl Connection {
@@ -271,13 +277,12 @@ impl Connection {
         if !self.frames.is_empty() {
             return Ok(self.frames.drain(..).collect());
         }
-        let mut chunk = vec![0; READ_CHUNK];
-        let n = self.read.read(&mut chunk).await?;
+        let n = self.read.read(&mut self.chunk).await?;
         if n == 0 {
             return Err(SessionError::Closed);
         }
         let mut out = Vec::new();
-        self.framer.push(&chunk[..n], &mut out);
+        self.framer.push(&self.chunk[..n], &mut out);
         Ok(out)
     }
 }
