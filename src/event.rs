@@ -693,7 +693,10 @@ mod tests {
         assert!(junk.message.contains("not an RFC 3339"), "{junk}");
         // A leap second stays in its day: it reads as the last second of it.
         let leap = at("2026-12-31T23:59:60Z").unwrap();
-        assert_eq!(leap.at, "2026-12-31T23:59:59Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            leap.at,
+            "2026-12-31T23:59:59Z".parse::<Timestamp>().unwrap()
+        );
     }
 
     #[test]

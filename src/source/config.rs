@@ -8,6 +8,9 @@ use serde::Deserialize;
 use super::Context;
 use crate::config::{ConfigError, invalid};
 
+/// Every kind of source, as written in `kind = "..."`.
+const KINDS: &[&str] = &["demo", "queue-log", "ami"];
+
 /// Longest source name: it prefixes call and event ids, which events.md caps.
 const MAX_NAME_BYTES: usize = 32;
 
@@ -85,6 +88,8 @@ pub enum SourceSettings {
     Demo,
     /// Asterisk `queue_log`, followed as it grows.
     QueueLog(super::queue_log::Settings),
+    /// The Asterisk Manager Interface (`kind = "ami"`).
+    Ami(super::ami::AmiSettings),
 }
 
 impl SourceSettings {
@@ -93,6 +98,7 @@ impl SourceSettings {
         match self {
             SourceSettings::Demo => "demo",
             SourceSettings::QueueLog(_) => "queue-log",
+            SourceSettings::Ami(_) => "ami",
         }
     }
 
@@ -106,9 +112,13 @@ impl SourceSettings {
             "queue-log" => Ok(SourceSettings::QueueLog(super::queue_log::Settings::parse(
                 table, key,
             )?)),
+            "ami" => super::ami::AmiSettings::parse(table, key).map(SourceSettings::Ami),
             other => Err(invalid(
                 &format!("{key}.kind"),
-                format!("{other:?} is not a kind of source (known: demo, queue-log)"),
+                format!(
+                    "{other:?} is not a kind of source (known: {})",
+                    KINDS.join(", ")
+                ),
             )),
         }
     }
@@ -121,6 +131,7 @@ impl SourceSettings {
                 context,
                 settings.clone(),
             ))),
+            SourceSettings::Ami(ami) => Some(tokio::spawn(super::ami::run(ami.clone(), context))),
         }
     }
 }

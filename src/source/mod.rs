@@ -9,6 +9,7 @@
 //! Offline, `classify` and `replay` read the same vendor formats ([`Format`])
 //! through the same mappings.
 
+pub mod ami;
 pub mod checkpoint;
 pub mod config;
 pub mod offline;
@@ -39,6 +40,8 @@ pub enum Format {
     Events,
     /// Asterisk `queue_log` rows, or their database export (CSV with a header).
     QueueLog,
+    /// Asterisk Manager Interface event blocks (a capture or a console log).
+    Ami,
 }
 
 /// A vendor record that gave no event because it could not be read.

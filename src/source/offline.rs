@@ -17,6 +17,9 @@ pub fn read_file(format: Format, path: &Path) -> Result<Vec<Event>, FileError> {
     match format {
         Format::Events => feed::read_file(path),
         Format::QueueLog => read_vendor(path, super::queue_log::map_offline),
+        Format::Ami => read_vendor(path, |bytes| {
+            super::ami::map_file(bytes, &super::Naming::offline("ami"))
+        }),
     }
 }
 
