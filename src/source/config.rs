@@ -83,6 +83,8 @@ pub struct SourceConfig {
 pub enum SourceSettings {
     /// The built-in simulated call centre (`--demo`).
     Demo,
+    /// FreeSWITCH mod_callcenter over the event socket.
+    Esl(super::esl::EslSettings),
 }
 
 impl SourceSettings {
@@ -90,6 +92,7 @@ impl SourceSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSettings::Demo => "demo",
+            SourceSettings::Esl(_) => super::esl::KIND,
         }
     }
 
@@ -100,9 +103,10 @@ impl SourceSettings {
                 no_keys(&table, key)?;
                 Ok(SourceSettings::Demo)
             }
+            "esl" => super::esl::EslSettings::parse(table, key).map(SourceSettings::Esl),
             other => Err(invalid(
                 &format!("{key}.kind"),
-                format!("{other:?} is not a kind of source (known: demo)"),
+                format!("{other:?} is not a kind of source (known: demo, esl)"),
             )),
         }
     }
@@ -111,6 +115,9 @@ impl SourceSettings {
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
             SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            SourceSettings::Esl(esl) => {
+                Some(tokio::spawn(super::esl::client::run(context, esl.clone())))
+            }
         }
     }
 }

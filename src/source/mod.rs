@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod esl;
 pub mod offline;
 pub mod status;
 
@@ -36,6 +37,8 @@ pub enum Format {
     /// Our own events (events.md): NDJSON or a JSON array.
     #[default]
     Events,
+    /// FreeSWITCH `event plain` blocks (mod_callcenter).
+    Esl,
 }
 
 /// A vendor record that gave no event because it could not be read.

@@ -16,6 +16,7 @@ const NAMED_SKIPS: usize = 5;
 pub fn read_file(format: Format, path: &Path) -> Result<Vec<Event>, FileError> {
     match format {
         Format::Events => feed::read_file(path),
+        Format::Esl => super::esl::read_file(path),
     }
 }
 
