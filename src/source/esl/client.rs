@@ -28,9 +28,12 @@ const FRAMES_AHEAD: usize = 64;
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum EslError {
-    /// The socket failed or closed.
+    /// The socket failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// FreeSWITCH closed the connection.
+    #[error("the event socket closed")]
+    Closed,
     /// FreeSWITCH refused the password or the subscription.
     #[error("{0}")]
     Refused(String),
@@ -145,9 +148,7 @@ async fn follow(
         };
         frame_no += 1;
         let events = match frame {
-            None | Some(Ok(None)) => {
-                return Err(EslError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-            }
+            None | Some(Ok(None)) => return Err(EslError::Closed),
             Some(Err(e)) => return Err(e),
             Some(Ok(Some(frame))) => on_frame(context, mapper, frame, frame_no)?,
         };
@@ -245,7 +246,7 @@ async fn expect<R: AsyncBufRead + Unpin>(
     let headers = match frame {
         Some(Frame::Full { headers, .. }) => headers,
         Some(Frame::Oversized { .. }) => return Err(EslError::Framing("oversized reply".into())),
-        None => return Err(EslError::Io(std::io::ErrorKind::UnexpectedEof.into())),
+        None => return Err(EslError::Closed),
     };
     let got = headers.get("Content-Type").unwrap_or("").trim();
     if got != content_type {
