@@ -211,21 +211,24 @@ async fn recorded_calls_survive_a_dropped_connection_and_match_classify() {
         .position(|b| b.contains("CC-Cancel-Reason: TIMEOUT"))
         .expect("the timed-out call")
         + 1;
-    let mut first: Vec<Vec<u8>> = blocks[..drop_after]
-        .iter()
-        .map(|b| event_frame(b))
-        .collect();
-    // A frame that holds no event and one too large to buffer: both skipped.
-    first.push(event_frame("this is not an event"));
-    first.push(event_frame(&format!(
+    let frames = |range: std::ops::Range<usize>| -> Vec<Vec<u8>> {
+        blocks[range].iter().map(|b| event_frame(b)).collect()
+    };
+    // The server drops the first connection just after a caller timed out
+    // of its first queue (the call goes on to a second one).
+    let first = frames(0..drop_after);
+    // After the reconnect the last two frames come again (nothing may count
+    // twice), then a frame holding no event and one too large to buffer
+    // (both skipped), then broken framing: the source drops this one itself.
+    let lost = drop_after + 6;
+    let mut second = frames(drop_after - 2..lost);
+    second.push(event_frame("this is not an event"));
+    second.push(event_frame(&format!(
         "Event-Name: CUSTOM\nX-Pad: {}",
         "x".repeat(300 * 1024)
     )));
-    // After the reconnect the last two frames come again: nothing counts twice.
-    let second = blocks[drop_after - 2..]
-        .iter()
-        .map(|b| event_frame(b))
-        .collect();
+    second.push(b"Content-Length: many\nContent-Type: text/event-plain\n\n".to_vec());
+    let third = frames(lost..blocks.len());
     let esl = EslServer::start(vec![
         Script {
             frames: first,
@@ -233,6 +236,10 @@ async fn recorded_calls_survive_a_dropped_connection_and_match_classify() {
         },
         Script {
             frames: second,
+            close: false,
+        },
+        Script {
+            frames: third,
             close: false,
         },
     ])
@@ -251,7 +258,7 @@ async fn recorded_calls_survive_a_dropped_connection_and_match_classify() {
             "{name}"
         );
     }
-    assert_eq!(esl.seen(|s| s.logins), 2, "reconnected once");
+    assert_eq!(esl.seen(|s| s.logins), 3, "reconnected twice");
     assert!(esl.seen(|s| {
         s.subscriptions
             .iter()
@@ -279,7 +286,8 @@ async fn recorded_calls_survive_a_dropped_connection_and_match_classify() {
         serde_json::json!({"available": 1, "busy": 0, "wrap_up": 0, "away": 1, "offline": 1}),
         "1000 back to waiting, 1001 on break (its waiting ignored), 1002 logged out"
     );
-    assert!(pbx["last_error"].is_string(), "the drop is reported: {pbx}");
+    let error = pbx["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("framing lost"), "{pbx}");
     assert!(pbx["queues"].as_array().unwrap().len() == 3, "{pbx}");
 }
 

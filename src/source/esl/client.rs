@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 
 use super::EslSettings;
@@ -96,14 +96,10 @@ async fn connection(
     backoff: &mut Backoff,
 ) -> Result<(), EslError> {
     let password = settings.password().map_err(EslError::Password)?;
-    let stream = login_step(TcpStream::connect((settings.host.as_str(), settings.port))).await?;
-    let (read, mut write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    expect(&mut read, "auth/request", None).await?;
-    send(&mut write, &format!("auth {password}")).await?;
-    expect(&mut read, "command/reply", Some("auth")).await?;
-    send(&mut write, SUBSCRIPTION).await?;
-    expect(&mut read, "command/reply", Some("event")).await?;
+    let (mut read, write) = tokio::select! {
+        login = login(settings, &password) => login?,
+        () = context.shutdown().wait() => return Err(EslError::Shutdown),
+    };
     context
         .status()
         .set_state(SourceState::Connected, None, context.now());
@@ -221,6 +217,22 @@ async fn ingest(context: &Context, events: Vec<Event>) -> Result<(), EslError> {
             }
         }
     }
+}
+
+/// Connects, logs in and subscribes; the socket's halves, ready for events.
+async fn login(
+    settings: &EslSettings,
+    password: &str,
+) -> Result<(BufReader<OwnedReadHalf>, OwnedWriteHalf), EslError> {
+    let stream = login_step(TcpStream::connect((settings.host.as_str(), settings.port))).await?;
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
+    expect(&mut read, "auth/request", None).await?;
+    send(&mut write, &format!("auth {password}")).await?;
+    expect(&mut read, "command/reply", Some("auth")).await?;
+    send(&mut write, SUBSCRIPTION).await?;
+    expect(&mut read, "command/reply", Some("event")).await?;
+    Ok((read, write))
 }
 
 async fn login_step<T>(step: impl Future<Output = std::io::Result<T>>) -> Result<T, EslError> {
