@@ -261,6 +261,11 @@ async fn expect<R: AsyncBufRead + Unpin>(
         None => return Err(EslError::Closed),
     };
     let got = headers.get("Content-Type").unwrap_or("").trim();
+    if got == "text/rude-rejection" {
+        return Err(EslError::Refused(
+            "FreeSWITCH refused this address (its apply-inbound-acl)".into(),
+        ));
+    }
     if got != content_type {
         return Err(EslError::Refused(format!(
             "expected {content_type}, got {got:?}"
@@ -360,6 +365,31 @@ mod tests {
         assert_eq!(headers.get("Content-Type"), Some("text/event-plain"));
         assert_eq!(b, body.as_bytes());
         assert!(matches!(got[2], Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn the_login_reads_replies_and_rejections() {
+        let ok = b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n";
+        assert!(
+            expect(&mut &ok[..], "command/reply", Some("auth"))
+                .await
+                .is_ok()
+        );
+        let refused = b"Content-Type: command/reply\nReply-Text: -ERR invalid\n\n";
+        let e = expect(&mut &refused[..], "command/reply", Some("auth")).await;
+        assert!(
+            matches!(&e, Err(EslError::Refused(m)) if m.contains("auth refused")),
+            "{e:?}"
+        );
+        let acl =
+            b"Content-Type: text/rude-rejection\nContent-Length: 24\n\nAccess Denied, go away.\n";
+        let e = expect(&mut &acl[..], "auth/request", None).await;
+        assert!(
+            matches!(&e, Err(EslError::Refused(m)) if m.contains("apply-inbound-acl")),
+            "{e:?}"
+        );
+        let e = expect(&mut &b""[..], "auth/request", None).await;
+        assert!(matches!(e, Err(EslError::Closed)), "{e:?}");
     }
 
     #[tokio::test]
