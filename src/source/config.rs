@@ -9,7 +9,7 @@ use super::Context;
 use crate::config::{ConfigError, invalid};
 
 /// Every kind of source, as written in `kind = "..."`.
-const KINDS: &[&str] = &["demo", "queue-log", "ami"];
+const KINDS: &[&str] = &["demo", "queue-log", "ami", "esl"];
 
 /// Longest source name: it prefixes call and event ids, which events.md caps.
 const MAX_NAME_BYTES: usize = 32;
@@ -90,6 +90,8 @@ pub enum SourceSettings {
     QueueLog(super::queue_log::Settings),
     /// The Asterisk Manager Interface (`kind = "ami"`).
     Ami(super::ami::AmiSettings),
+    /// FreeSWITCH mod_callcenter over the event socket.
+    Esl(super::esl::EslSettings),
 }
 
 impl SourceSettings {
@@ -99,6 +101,7 @@ impl SourceSettings {
             SourceSettings::Demo => "demo",
             SourceSettings::QueueLog(_) => "queue-log",
             SourceSettings::Ami(_) => "ami",
+            SourceSettings::Esl(_) => super::esl::KIND,
         }
     }
 
@@ -113,6 +116,7 @@ impl SourceSettings {
                 table, key,
             )?)),
             "ami" => super::ami::AmiSettings::parse(table, key).map(SourceSettings::Ami),
+            "esl" => super::esl::EslSettings::parse(table, key).map(SourceSettings::Esl),
             other => Err(invalid(
                 &format!("{key}.kind"),
                 format!(
@@ -132,6 +136,9 @@ impl SourceSettings {
                 settings.clone(),
             ))),
             SourceSettings::Ami(ami) => Some(tokio::spawn(super::ami::run(ami.clone(), context))),
+            SourceSettings::Esl(esl) => {
+                Some(tokio::spawn(super::esl::client::run(context, esl.clone())))
+            }
         }
     }
 }

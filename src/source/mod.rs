@@ -12,6 +12,7 @@
 pub mod ami;
 pub mod checkpoint;
 pub mod config;
+pub mod esl;
 pub mod offline;
 pub mod queue_log;
 pub mod status;
@@ -42,6 +43,8 @@ pub enum Format {
     QueueLog,
     /// Asterisk Manager Interface event blocks (a capture or a console log).
     Ami,
+    /// FreeSWITCH `event plain` blocks (mod_callcenter).
+    Esl,
 }
 
 /// A vendor record that gave no event because it could not be read.

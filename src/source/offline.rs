@@ -20,6 +20,7 @@ pub fn read_file(format: Format, path: &Path) -> Result<Vec<Event>, FileError> {
         Format::Ami => read_vendor(path, |bytes| {
             super::ami::map_file(bytes, &super::Naming::offline("ami"))
         }),
+        Format::Esl => super::esl::read_file(path),
     }
 }
 
