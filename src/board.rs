@@ -298,7 +298,7 @@ impl Board {
 
 /// The prefix of a board's paths in the board JSON: a board with a queue
 /// filter reads its own summed group.
-fn base(name: &str, queues: &[String]) -> String {
+pub fn path_base(name: &str, queues: &[String]) -> String {
     if queues.is_empty() {
         String::new()
     } else {
@@ -330,6 +330,17 @@ fn default_tile_names(definition: &Definition) -> Vec<String> {
         .map(String::from),
     );
     names
+}
+
+/// Every tile a board of `definition` can show (the fixed tiles, then its
+/// boxes), reading under `base` (see [`path_base`]).
+pub fn every_tile(definition: &Definition, base: &str) -> Vec<TileSpec> {
+    FIXED_TILES
+        .iter()
+        .map(|(name, ..)| *name)
+        .chain(definition.boxes().iter().map(String::as_str))
+        .filter_map(|name| tile_spec(name, definition, base))
+        .collect()
 }
 
 /// A tile by name (a fixed tile, else a box of `definition`), reading under `base`.
@@ -496,7 +507,7 @@ fn validate(
             ));
         }
     }
-    let base = base(&raw.name, &queues);
+    let base = path_base(&raw.name, &queues);
     let names = raw.tiles.unwrap_or_else(|| default_tile_names(definition));
     if names.is_empty() {
         return Err(invalid(&format!("{key}.tiles"), "a board needs a tile"));
