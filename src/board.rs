@@ -2,7 +2,8 @@
 //! when a tile turns `warn` or `alert`. Built from the `[[board]]` tables of
 //! the config (errors name the key, e.g. `board[2].tiles[3]`); knows no web.
 //!
-//! A tile reads one value of the board JSON through a dotted path. A board
+//! A tile reads one value of the board JSON ([`crate::protocol`]) through a
+//! dotted path; a test checks every tile's path against a real snapshot. A board
 //! with a queue filter reads the figures the snapshot pre-computes for it
 //! under `groups.NAME` (its queues summed on the server, so ratios stay
 //! exact); a board without one reads the site's figures at the top level.
