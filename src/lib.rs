@@ -6,7 +6,8 @@
 //!   outcome and wait of a finished call.
 //! - [`definition`]: outcome → box mappings; [`stats`]: tallies and figures.
 //! - [`day`]: the site's days across DST; [`engine`]: all of it together.
-//! - [`snapshot`]: the board as JSON; [`patch`]: JSON Merge Patch;
+//! - [`protocol`]: the board document's types; [`snapshot`]: builds it;
+//!   [`patch`]: JSON Merge Patch;
 //!   [`supervisor`]: the supervisor's detail (callers, agents), published apart.
 //!
 //! Around it:
@@ -36,6 +37,7 @@ pub mod journal;
 pub mod maintenance;
 pub mod outcome;
 pub mod patch;
+pub mod protocol;
 pub mod replay;
 pub mod security;
 pub mod server;

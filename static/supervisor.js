@@ -6,7 +6,8 @@
 (() => {
   'use strict';
 
-  const { follow, clock, pageClock, SILENT_MS } = window.WallboardLive;
+  const { follow, pageClock, SILENT_MS } = window.WallboardLive;
+  const { number, show } = window.WallboardTiles;
   const CALLBACK_BOXES = ['missed', 'abandoned', 'timed_out'];
   const HIDDEN_BOXES = (b) => b.startsWith('outbound_') || b === 'expired' || b === 'ignored';
   const STATE_WORDS = { queued: 'Waiting', ringing: 'Ringing', talking: 'Talking', in_ivr: 'In menu', other: 'Other' };
@@ -25,10 +26,11 @@
 
   const pageTime = pageClock(timeZone);
   const { serverNow, timeOfDay } = pageTime;
-  function since(ts) { return ts ? clock((serverNow() - Date.parse(ts)) / 1000) : '–'; }
-  const pct = (r) => (r === undefined || r === null ? '–' : `${Math.round(r * 100)}%`);
-  const secs = (s) => (s === undefined || s === null ? '–' : clock(s));
-  const num = (n) => (n === undefined || n === null ? '–' : String(n));
+  // Figures shown as the board's tiles show them (tiles.js).
+  const since = (ts) => show('since', number('since', ts, serverNow()));
+  const pct = (r) => show('percent', number('percent', r));
+  const secs = (s) => show('secs', number('secs', s));
+  const num = (n) => show('count', number('count', n));
   const words = (s) => String(s).replace(/[_-]/g, ' ').replace(/^./, (c) => c.toUpperCase());
 
   // h('td', {class: 'n'}, 'text', child...): an element with text children only.
