@@ -83,6 +83,10 @@ pub struct SourceConfig {
 pub enum SourceSettings {
     /// The built-in simulated call centre (`--demo`).
     Demo,
+    /// Amazon Connect contact events posted to `/api/sources/connect`.
+    Connect(super::hosted::connect::ConnectSettings),
+    /// Twilio TaskRouter callbacks posted to `/api/sources/taskrouter`.
+    TaskRouter(super::hosted::taskrouter::TaskRouterSettings),
 }
 
 impl SourceSettings {
@@ -90,6 +94,8 @@ impl SourceSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSettings::Demo => "demo",
+            SourceSettings::Connect(_) => "connect",
+            SourceSettings::TaskRouter(_) => "taskrouter",
         }
     }
 
@@ -100,9 +106,13 @@ impl SourceSettings {
                 no_keys(&table, key)?;
                 Ok(SourceSettings::Demo)
             }
+            "connect" => super::hosted::connect::ConnectSettings::parse(table, key)
+                .map(SourceSettings::Connect),
+            "taskrouter" => super::hosted::taskrouter::TaskRouterSettings::parse(table, key)
+                .map(SourceSettings::TaskRouter),
             other => Err(invalid(
                 &format!("{key}.kind"),
-                format!("{other:?} is not a kind of source (known: demo)"),
+                format!("{other:?} is not a kind of source (known: demo, connect, taskrouter)"),
             )),
         }
     }
@@ -111,6 +121,13 @@ impl SourceSettings {
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
             SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            // Posted to, not run: ready while the server is.
+            SourceSettings::Connect(_) | SourceSettings::TaskRouter(_) => {
+                context
+                    .status()
+                    .set_state(super::SourceState::Connected, None, context.now());
+                None
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod hosted;
 pub mod offline;
 pub mod status;
 
@@ -36,6 +37,11 @@ pub enum Format {
     /// Our own events (events.md): NDJSON or a JSON array.
     #[default]
     Events,
+    /// Amazon Connect contact events: NDJSON (or an array) of EventBridge events.
+    Connect,
+    /// Twilio TaskRouter callbacks: one a line, JSON fields or the form body.
+    #[value(name = "taskrouter")]
+    Taskrouter,
 }
 
 /// A vendor record that gave no event because it could not be read.
@@ -202,7 +208,7 @@ impl Context {
 }
 
 /// The queue an event names, so a board knows which sources feed it.
-fn queue_of(event: &Event) -> Option<String> {
+pub(crate) fn queue_of(event: &Event) -> Option<String> {
     use crate::event::EventKind;
     match &event.kind {
         EventKind::Queued { queue } => Some(queue.clone()),
