@@ -9,31 +9,40 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{RecordError, RequestError, valid};
-use crate::config::ConfigError;
+use super::{RecordError, RequestError, string_map, valid};
+use crate::config::{ConfigError, invalid};
 use crate::event::{Direction, EndedBy, Event, EventKind};
-use crate::source::config::{Naming, kind_settings};
+use crate::source::config::Naming;
 use crate::source::{Mapped, Skipped};
 
 /// The `detail-type` of the events this source takes.
 pub const DETAIL_TYPE: &str = "Amazon Connect Contact Event";
 
 /// The settings of a `connect` source.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ConnectSettings {
     /// Queue ARN → display name (`[source.queues]`); else the ARN's last segment.
-    #[serde(default)]
     pub queues: BTreeMap<String, String>,
 }
 
 impl ConnectSettings {
     /// Validates a `[[source]]` table of kind `connect`; `key` names it in errors.
     pub fn parse(table: toml::Table, key: &str) -> Result<ConnectSettings, ConfigError> {
-        kind_settings(table, key)
+        let mut settings = ConnectSettings::default();
+        for (name, value) in table {
+            match name.as_str() {
+                "queues" => settings.queues = string_map(value, &format!("{key}.queues"))?,
+                _ => {
+                    return Err(invalid(
+                        &format!("{key}.{name}"),
+                        "unknown setting (known: queues)",
+                    ));
+                }
+            }
+        }
+        Ok(settings)
     }
 }
 
@@ -897,6 +906,39 @@ mod tests {
                 shuffled.insert(n * 7 % (shuffled.len() + 1), &all[i]);
             }
             prop_assert_eq!(outcomes(&shuffled), want);
+        }
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use crate::config::Config;
+
+    #[test]
+    fn settings_errors_name_the_key() {
+        let base = "[[source]]\nkind = \"connect\"\nname = \"aws\"\n";
+        let ok = Config::parse(
+            &format!("{base}[source.queues]\n\"arn:q/1\" = \"Sales\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(ok.sources[0].settings.kind(), "connect");
+        for (extra, key) in [
+            ("queue = 1\n", "source[0].queue"),
+            ("queues = 1\n", "source[0].queues"),
+            (
+                "[source.queues]\n\"arn:q/1\" = 5\n",
+                "source[0].queues.arn:q/1",
+            ),
+            (
+                "[source.queues]\n\"arn:q/1\" = \"\"\n",
+                "source[0].queues.arn:q/1",
+            ),
+        ] {
+            let e = Config::parse(&format!("{base}{extra}"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("`{key}`")), "{extra:?}: {e}");
         }
     }
 }

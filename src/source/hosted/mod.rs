@@ -8,6 +8,9 @@
 pub mod connect;
 pub mod taskrouter;
 
+use std::collections::BTreeMap;
+
+use crate::config::{ConfigError, invalid};
 use crate::event::Event;
 
 /// Why one vendor record could not be read: the field at fault and what is wrong.
@@ -67,6 +70,38 @@ pub(crate) fn valid(
             })
         })
         .collect()
+}
+
+/// A table of names (`[source.queues]`, `[source.activities]`), each key
+/// non-empty and each value a non-empty string; errors name the entry.
+pub(crate) fn string_map(
+    value: toml::Value,
+    key: &str,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let toml::Value::Table(table) = value else {
+        return Err(invalid(
+            key,
+            "must be a table of names, like [source.queues]",
+        ));
+    };
+    table
+        .into_iter()
+        .map(|(name, value)| match value {
+            toml::Value::String(s) if !s.is_empty() && !name.is_empty() => Ok((name, s)),
+            _ => Err(invalid(
+                &format!("{key}.{name}"),
+                "must be a non-empty string",
+            )),
+        })
+        .collect()
+}
+
+/// A setting that must be a string.
+pub(crate) fn string(value: toml::Value, key: &str) -> Result<String, ConfigError> {
+    match value {
+        toml::Value::String(s) => Ok(s),
+        _ => Err(invalid(key, "must be a string")),
+    }
 }
 
 /// A string cut to at most `max` bytes on a character boundary.

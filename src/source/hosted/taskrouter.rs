@@ -8,14 +8,13 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::Value;
 use sha1::Sha1;
 
-use super::{RecordError, RequestError, truncated, valid};
+use super::{RecordError, RequestError, string, string_map, truncated, valid};
 use crate::config::{ConfigError, invalid};
 use crate::event::{AgentStatus, Direction, EndedBy, Event, EventKind, MAX_REASON_BYTES};
-use crate::source::config::{Naming, kind_settings};
+use crate::source::config::Naming;
 use crate::source::{Mapped, Skipped};
 
 /// The form fields of one callback, in the order posted.
@@ -44,20 +43,39 @@ pub struct TaskRouterSettings {
 }
 
 /// The keys of a `taskrouter` table as written.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct RawSettings {
     auth_token_file: Option<PathBuf>,
     public_url: Option<String>,
-    #[serde(default)]
     activities: BTreeMap<String, String>,
+}
+
+impl RawSettings {
+    fn parse(table: toml::Table, key: &str) -> Result<RawSettings, ConfigError> {
+        let mut raw = RawSettings::default();
+        for (name, value) in table {
+            let here = format!("{key}.{name}");
+            match name.as_str() {
+                "auth_token_file" => raw.auth_token_file = Some(string(value, &here)?.into()),
+                "public_url" => raw.public_url = Some(string(value, &here)?),
+                "activities" => raw.activities = string_map(value, &here)?,
+                _ => {
+                    return Err(invalid(
+                        &here,
+                        "unknown setting (known: auth_token_file, public_url, activities)",
+                    ));
+                }
+            }
+        }
+        Ok(raw)
+    }
 }
 
 impl TaskRouterSettings {
     /// Validates a `[[source]]` table of kind `taskrouter` and reads its
     /// token file; `key` names the table in errors.
     pub fn parse(table: toml::Table, key: &str) -> Result<TaskRouterSettings, ConfigError> {
-        let raw: RawSettings = kind_settings(table, key)?;
+        let raw = RawSettings::parse(table, key)?;
         let file_key = format!("{key}.auth_token_file");
         let file = raw.auth_token_file.ok_or_else(|| {
             invalid(&file_key, "is required: the file holding the Twilio account's auth token, which signs every callback")
@@ -735,7 +753,15 @@ mod tests {
             ),
             (
                 format!("auth_token_file = {token:?}\nsecret = 1"),
-                "source[0]",
+                "source[0].secret",
+            ),
+            (
+                "auth_token_file = 5".to_owned(),
+                "source[0].auth_token_file",
+            ),
+            (
+                format!("auth_token_file = {token:?}\n[activities]\nLunch = 5"),
+                "source[0].activities.Lunch",
             ),
         ];
         for (text, key) in cases {
