@@ -315,20 +315,16 @@ impl<'a> Mapper<'a> {
             }
             _ => return Ok(Vec::new()),
         };
-        // One id per callback: the event's own Sid when Twilio sends it, with
-        // what identifies the fact, so a redelivered callback is a duplicate.
-        let key: Vec<&str> = [
-            "Sid",
-            "EventType",
-            "TaskSid",
-            "ReservationSid",
-            "WorkerSid",
-            "Timestamp",
-        ]
-        .iter()
-        .map(|name| field(name).unwrap_or(""))
-        .collect();
-        let key = key.join("\u{1f}");
+        // Callbacks carry no event id of their own: the id is made from every
+        // field, sorted (the order posted may vary), so a redelivered callback
+        // is a duplicate and two changes within one second are not.
+        let mut sorted: Vec<&(String, String)> = form.iter().collect();
+        sorted.sort();
+        let key = sorted
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
         let events = kinds
             .into_iter()
             .enumerate()
@@ -414,7 +410,7 @@ mod tests {
         activities: &BTreeMap<String, AgentStatus>,
         pairs: &[(&str, &str)],
     ) -> Result<Vec<Event>, RecordError> {
-        let mut fields = form(&[("Sid", "EV01"), ("Timestamp", "1796634000")]);
+        let mut fields = form(&[("ResourceType", "Task"), ("Timestamp", "1796634000")]);
         fields.extend(form(pairs));
         Mapper::new(&Naming::offline("taskrouter"), activities).map_form(&fields)
     }
@@ -661,6 +657,23 @@ mod tests {
     }
 
     #[test]
+    fn two_changes_in_one_second_are_two_events() {
+        let status = |name: &str| {
+            map_with(
+                &BTreeMap::new(),
+                &[
+                    ("EventType", "worker.activity.update"),
+                    ("WorkerSid", "WK1"),
+                    ("WorkerName", "amy"),
+                    ("WorkerActivityName", name),
+                ],
+            )
+            .unwrap()
+        };
+        assert_ne!(status("Available")[0].id, status("Lunch")[0].id);
+    }
+
+    #[test]
     fn a_redelivered_callback_has_the_same_ids() {
         let pairs = [
             ("EventType", "task.canceled"),
@@ -668,7 +681,9 @@ mod tests {
             ("TaskCanceledReason", "Task TTL Exceeded"),
         ];
         let a = map_with(&BTreeMap::new(), &pairs).unwrap();
-        let b = map_with(&BTreeMap::new(), &pairs).unwrap();
+        let mut reordered = pairs;
+        reordered.reverse();
+        let b = map_with(&BTreeMap::new(), &reordered).unwrap();
         assert_eq!(a, b);
         assert_ne!(a[0].id, a[1].id);
     }
