@@ -9,7 +9,7 @@ use super::Context;
 use crate::config::{ConfigError, invalid};
 
 /// Every kind of source, as written in `kind = "..."`.
-const KINDS: &[&str] = &["demo", "queue-log", "ami", "esl"];
+const KINDS: &[&str] = &["demo", "queue-log", "ami", "esl", "connect", "taskrouter"];
 
 /// Longest source name: it prefixes call and event ids, which events.md caps.
 const MAX_NAME_BYTES: usize = 32;
@@ -92,6 +92,10 @@ pub enum SourceSettings {
     Ami(super::ami::AmiSettings),
     /// FreeSWITCH mod_callcenter over the event socket.
     Esl(super::esl::EslSettings),
+    /// Amazon Connect contact events posted to `/api/sources/connect`.
+    Connect(super::hosted::connect::ConnectSettings),
+    /// Twilio TaskRouter callbacks posted to `/api/sources/taskrouter`.
+    TaskRouter(super::hosted::taskrouter::TaskRouterSettings),
 }
 
 impl SourceSettings {
@@ -102,6 +106,8 @@ impl SourceSettings {
             SourceSettings::QueueLog(_) => "queue-log",
             SourceSettings::Ami(_) => "ami",
             SourceSettings::Esl(_) => super::esl::KIND,
+            SourceSettings::Connect(_) => "connect",
+            SourceSettings::TaskRouter(_) => "taskrouter",
         }
     }
 
@@ -117,6 +123,10 @@ impl SourceSettings {
             )?)),
             "ami" => super::ami::AmiSettings::parse(table, key).map(SourceSettings::Ami),
             "esl" => super::esl::EslSettings::parse(table, key).map(SourceSettings::Esl),
+            "connect" => super::hosted::connect::ConnectSettings::parse(table, key)
+                .map(SourceSettings::Connect),
+            "taskrouter" => super::hosted::taskrouter::TaskRouterSettings::parse(table, key)
+                .map(SourceSettings::TaskRouter),
             other => Err(invalid(
                 &format!("{key}.kind"),
                 format!(
@@ -138,6 +148,13 @@ impl SourceSettings {
             SourceSettings::Ami(ami) => Some(tokio::spawn(super::ami::run(ami.clone(), context))),
             SourceSettings::Esl(esl) => {
                 Some(tokio::spawn(super::esl::client::run(context, esl.clone())))
+            }
+            // Posted to, not run: ready while the server is.
+            SourceSettings::Connect(_) | SourceSettings::TaskRouter(_) => {
+                context
+                    .status()
+                    .set_state(super::SourceState::Connected, None, context.now());
+                None
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod ami;
 pub mod checkpoint;
 pub mod config;
 pub mod esl;
+pub mod hosted;
 pub mod offline;
 pub mod queue_log;
 pub mod status;
@@ -45,6 +46,11 @@ pub enum Format {
     Ami,
     /// FreeSWITCH `event plain` blocks (mod_callcenter).
     Esl,
+    /// Amazon Connect contact events: NDJSON (or an array) of EventBridge events.
+    Connect,
+    /// Twilio TaskRouter callbacks: one a line, JSON fields or the form body.
+    #[value(name = "taskrouter")]
+    Taskrouter,
 }
 
 /// A vendor record that gave no event because it could not be read.
@@ -211,7 +217,7 @@ impl Context {
 }
 
 /// The queue an event names, so a board knows which sources feed it.
-fn queue_of(event: &Event) -> Option<String> {
+pub(crate) fn queue_of(event: &Event) -> Option<String> {
     use crate::event::EventKind;
     match &event.kind {
         EventKind::Queued { queue } => Some(queue.clone()),

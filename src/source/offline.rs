@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Format, Mapped};
+use super::{Format, Mapped, Naming, hosted};
 use crate::event::Event;
 use crate::feed::{self, FileError};
 
@@ -21,6 +21,14 @@ pub fn read_file(format: Format, path: &Path) -> Result<Vec<Event>, FileError> {
             super::ami::map_file(bytes, &super::Naming::offline("ami"))
         }),
         Format::Esl => super::esl::read_file(path),
+        Format::Connect => read_vendor(path, |bytes| {
+            let (naming, settings) = (Naming::offline("connect"), Default::default());
+            hosted::connect::Mapper::new(&naming, &settings).map_file(bytes)
+        }),
+        Format::Taskrouter => read_vendor(path, |bytes| {
+            let (naming, activities) = (Naming::offline("taskrouter"), Default::default());
+            hosted::taskrouter::Mapper::new(&naming, &activities).map_file(bytes)
+        }),
     }
 }
 
