@@ -494,6 +494,11 @@ impl Engine {
         if self.keeps_day(counted.day) {
             let day = self.days.entry(counted.day).or_default();
             day.apply(counted, sign, &settings);
+            if day.all.is_empty() {
+                // A late event moved its only call to another day: the day
+                // holds nothing, as if never counted (else it would list).
+                self.days.remove(&counted.day);
+            }
         }
         let index_key = (counted.finished_at, key.clone());
         if sign > 0 {
@@ -910,6 +915,21 @@ mod tests {
         let today = e.day(e.today()).unwrap();
         assert_eq!(today.all.outcome_count(Outcome::Expired), 0);
         assert_eq!(today.all.outcome_count(Outcome::QueueAbandoned), 1);
+    }
+
+    #[test]
+    fn a_call_moved_to_another_day_leaves_no_empty_day() {
+        // Two `ended`, the later one first: the call counts after midnight,
+        // then moves back to the day of its first `ended`.
+        let mut e = engine(EngineSettings::default(), "2026-11-22T00:10:00Z");
+        e.ingest(vec![
+            queued("a", "2026-11-21T23:55:00Z"),
+            ended("a", "2026-11-22T00:00:02Z"),
+        ]);
+        assert_eq!(day_calls(&e, date(2026, 11, 22)), 1);
+        e.ingest(vec![ended("a", "2026-11-21T23:57:41Z")]);
+        let days: Vec<Date> = e.days().map(|(d, _)| *d).collect();
+        assert_eq!(days, [date(2026, 11, 21)], "no empty day is kept");
     }
 
     #[test]
