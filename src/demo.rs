@@ -1418,8 +1418,8 @@ mod tests {
     async fn run_feeds_the_hub_until_shutdown() {
         let hub = Arc::new(Hub::in_memory(
             EngineSettings::default(),
-            crate::hub::Clock::Wall,
-            crate::hub::system_clock(),
+            crate::clock::Clock::Wall,
+            crate::clock::system_clock(),
         ));
         let (trigger, signal) = crate::shutdown::channel();
         let task = tokio::spawn(run(hub.clone(), signal));

@@ -13,14 +13,19 @@
 //! - [`config`]: the TOML configuration; [`board`]: the TV boards in it;
 //!   [`classify`]: the offline command.
 //! - [`security`]: tokens, limits and the loopback-only default.
-//! - [`journal`]: the durable store (SQLite) the board is rebuilt from;
-//!   [`replay`]: sends a recorded feed to a server.
-//! - [`hub`]: publishes board changes to every client; [`web`]: HTTP and
-//!   WebSocket; [`demo`]: the simulated call centre; [`server`]: wiring.
+//! - [`clock`]: where "now" comes from (wall or feed) and how the engine follows it.
+//! - [`pipeline`]: batch → durable in the log → applied in log order → the
+//!   engine's changes handed on; [`journal`]: the SQLite store the board is
+//!   rebuilt from (rebuild, pruning); [`replay`]: sends a recorded feed to a server.
+//! - [`publish`]: documents and their deltas, serialized once for every client;
+//!   [`hub`]: the front the web layer and sources talk to.
+//! - [`web`]: HTTP and WebSocket; [`demo`]: the simulated call centre;
+//!   [`server`]: wiring.
 
 pub mod board;
 pub mod call;
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod day;
 pub mod definition;
@@ -32,6 +37,8 @@ pub mod hub;
 pub mod journal;
 pub mod outcome;
 pub mod patch;
+pub mod pipeline;
+pub mod publish;
 pub mod replay;
 pub mod security;
 pub mod server;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wallboard::classify::{self, ClassifyOptions};
+use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::hub::Clock;
 use wallboard::replay::ReplayOptions;
 use wallboard::server::{self, ServeOptions};
 

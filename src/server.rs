@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::clock::{Clock, WallClock, system_clock};
 use crate::config::Config;
-use crate::hub::{Clock, Hub, StoreSettings, WallClock, system_clock};
+use crate::hub::{Hub, StoreSettings};
 use crate::journal::JournalError;
 use crate::security::{ExposureError, check_exposure};
 use crate::web::{self, AppState};

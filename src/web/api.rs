@@ -96,7 +96,7 @@ pub async fn snapshot(
 /// `GET /api/supervisor`: the supervisor's detail (live calls, agents,
 /// callers to call back, calls per 15 minutes), with its `seq`.
 pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
-    json_text(app.hub.detail().latest().json.clone())
+    json_text(app.hub.detail_feed().latest().json.clone())
 }
 
 fn json_text(text: axum::body::Bytes) -> Response {

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::hub::Clock;
 use wallboard::server::{self, ServeOptions};
 
 /// How long any wait for the server may take before the test fails.
