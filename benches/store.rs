@@ -246,6 +246,15 @@ fn main() {
             median(secs.clone()),
             secs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ")
         );
+        // Every start runs quick_check (included above); on its own:
+        let checks: Vec<f64> = (0..RUNS)
+            .map(|_| {
+                let report = wallboard::maintenance::check(&dir).unwrap();
+                assert!(report.problem.is_none(), "{report:?}");
+                report.took.as_secs_f64()
+            })
+            .collect();
+        println!("quick_check of that store: median {:.2} s", median(checks));
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::config::Config;
 use crate::day::DayRule;
 use crate::engine::{Engine, EngineSettings};
-use crate::feed::{self, FileError};
+use crate::feed::FileError;
 use crate::stats::Tally;
 
 /// What to classify and how to print it.
@@ -29,6 +29,8 @@ pub struct ClassifyOptions {
     pub tz: Option<String>,
     /// Input files; none or `-` is standard input.
     pub files: Vec<PathBuf>,
+    /// Their format: our events, or a vendor's records mapped to them.
+    pub format: crate::source::Format,
 }
 
 /// Why classification failed.
@@ -71,7 +73,7 @@ pub fn run(
         options.files.clone()
     };
     for path in &inputs {
-        engine.ingest(feed::read_file(path)?);
+        engine.ingest(crate::source::offline::read_file(options.format, path)?);
     }
     if options.calls {
         write_calls(&engine, &shown, out)?;

@@ -73,6 +73,9 @@ pub struct RawConfig {
     limits: crate::security::RawLimits,
     #[serde(default)]
     web: crate::security::RawWeb,
+    /// `[[source]]` tables (see `source/config.rs`).
+    #[serde(default)]
+    source: Vec<crate::source::config::RawSource>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +164,8 @@ pub struct Config {
     pub boards: crate::board::Boards,
     /// Tokens, limits and browser policy.
     pub security: crate::security::Security,
+    /// The telephony feeds (`[[source]]`).
+    pub sources: Vec<crate::source::SourceConfig>,
 }
 
 impl Default for Config {
@@ -290,7 +295,9 @@ impl Config {
         }
         let boards = crate::board::Boards::from_raw(raw.board, &definitions, &default_definition)?;
         let security = crate::security::Security::from_raw(raw.auth, raw.limits, raw.web)?;
+        let sources = crate::source::config::sources(raw.source)?;
         Ok(Config {
+            sources,
             boards,
             retention_days,
             security,

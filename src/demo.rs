@@ -5,7 +5,6 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
@@ -13,8 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::time::MissedTickBehavior;
 
 use crate::event::{AgentStatus, Direction, EndedBy, Event, EventKind};
-use crate::hub::Hub;
-use crate::shutdown::Signal;
+use crate::source::{Context, SourceState};
 
 /// How often the demo hands the events that fell due to the hub.
 pub const STEP_EVERY: Duration = Duration::from_millis(250);
@@ -113,22 +111,34 @@ const AGENTS: [(&str, &[usize]); 14] = [
 ];
 
 /// Feeds simulated events into the hub until shutdown.
-pub async fn run(hub: Arc<Hub>, shutdown: Signal) {
-    let tz = hub.with_engine(|e| e.settings().day.time_zone().clone());
-    let start = Timestamp::now();
+/// The `[[source]]` that `--demo` adds: call ids as the simulator writes them.
+pub fn source_config() -> crate::source::SourceConfig {
+    crate::source::SourceConfig {
+        name: "demo".to_owned(),
+        naming: crate::source::Naming::offline("demo"),
+        settings: crate::source::SourceSettings::Demo,
+    }
+}
+
+pub async fn run(source: Context) {
+    let tz = source.time_zone();
+    let start = source.now();
     let seed = start.as_nanosecond() as u64 ^ u64::from(std::process::id());
     let mut sim = Simulator::new(seed, start).with_time_zone(tz);
     let mut tick = tokio::time::interval(STEP_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let stop = shutdown.wait();
+    let stop = source.shutdown().wait();
     tokio::pin!(stop);
+    source
+        .status()
+        .set_state(SourceState::Connected, None, start);
     loop {
         tokio::select! {
             () = &mut stop => return,
             _ = tick.tick() => {
-                let events = sim.step(Timestamp::now());
+                let events = sim.step(source.now());
                 if !events.is_empty()
-                    && let Err(e) = hub.ingest(events).await
+                    && let Err(e) = source.ingest(events).await
                 {
                     tracing::error!("demo events were not taken: {e}");
                 }
@@ -750,6 +760,7 @@ impl Simulator {
                 agent: AGENTS[agent].0.to_owned(),
                 status: activity.status(),
                 queues: queues.map(Iterator::collect),
+                reason: (activity == Activity::Away).then(|| "Break".to_owned()),
             };
             self.emit(at, None, kind);
         }
@@ -1263,9 +1274,12 @@ impl Simulator {
 mod tests {
     use std::collections::{HashMap, HashSet};
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::call::LiveState;
     use crate::engine::{Engine, EngineSettings};
+    use crate::hub::Hub;
     use crate::outcome::Outcome;
 
     fn start() -> Timestamp {
@@ -1422,7 +1436,16 @@ mod tests {
             crate::clock::system_clock(),
         ));
         let (trigger, signal) = crate::shutdown::channel();
-        let task = tokio::spawn(run(hub.clone(), signal));
+        let status = Arc::new(crate::source::Status::new("demo", "demo", start()));
+        let context = Context::new(
+            hub.clone(),
+            status,
+            crate::source::Naming::offline("demo"),
+            crate::source::Checkpoints::new(None),
+            (crate::clock::Clock::Wall, crate::clock::system_clock()),
+            signal,
+        );
+        let task = tokio::spawn(run(context));
         let logged_in = async {
             // The first tick is immediate and logs every agent in.
             while hub.with_engine(|e| e.agents().len()) < AGENTS.len() {

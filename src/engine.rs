@@ -172,6 +172,8 @@ pub struct AgentEntry {
     pub since: Timestamp,
     /// The queues it serves, if told.
     pub queues: Vec<String>,
+    /// Why it is away (a pause reason), if told.
+    pub reason: Option<String>,
     arrival: u64,
 }
 
@@ -333,6 +335,7 @@ impl Engine {
             agent,
             status,
             queues,
+            reason,
         } = kind
         else {
             return;
@@ -350,6 +353,7 @@ impl Engine {
                 status,
                 since: at,
                 queues,
+                reason,
                 arrival,
             };
             if self.settings.track_changes {
@@ -367,11 +371,13 @@ impl Engine {
         status: AgentStatus,
         since: Timestamp,
         queues: Vec<String>,
+        reason: Option<String>,
     ) {
         let entry = AgentEntry {
             status,
             since,
             queues,
+            reason,
             arrival: 0,
         };
         self.agents.insert(agent, entry);

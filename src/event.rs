@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 pub const MAX_ID_BYTES: usize = 128;
 /// Longest agent, queue or other free string accepted, in bytes.
 pub const MAX_TEXT_BYTES: usize = 1024;
+/// Longest `agent_status.reason` accepted, in bytes (events.md).
+pub const MAX_REASON_BYTES: usize = 128;
 /// Most queues an `agent_status` may list.
 pub const MAX_AGENT_QUEUES: usize = 256;
 
@@ -164,6 +166,9 @@ pub enum EventKind {
         status: AgentStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         queues: Option<Vec<String>>,
+        /// Why the agent is away (a pause reason), when the source says.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
@@ -327,6 +332,14 @@ trait FieldSource {
         Ok(self.required_str(name, MAX_ID_BYTES)?.to_owned())
     }
 
+    /// An optional short string (1..=[`MAX_REASON_BYTES`]), such as a pause reason.
+    fn reason(&self, name: &str) -> Result<Option<String>, EventError> {
+        match self.optional_str(name, MAX_REASON_BYTES)? {
+            Some("") => Err(EventError::field(name, "must not be empty")),
+            other => Ok(other.map(str::to_owned)),
+        }
+    }
+
     fn optional_id(&self, name: &str) -> Result<Option<String>, EventError> {
         match self.optional_str(name, MAX_ID_BYTES)? {
             Some("") => Err(EventError::field(name, "must not be empty")),
@@ -337,10 +350,16 @@ trait FieldSource {
     fn timestamp(&self, name: &str) -> Result<Timestamp, EventError> {
         let text = self.required_str(name, 64)?;
         text.parse::<Timestamp>().map_err(|_| {
-            EventError::field(
-                name,
-                format!("{text:?} is not an RFC 3339 timestamp with an offset or Z"),
-            )
+            // Well-formed but past what a timestamp holds (`9999-12-31T23:59:59Z`
+            // is valid RFC 3339): say so, rather than blame the syntax.
+            let well_formed = jiff::fmt::temporal::Pieces::parse(text)
+                .is_ok_and(|p| p.offset().is_some() && p.time().is_some());
+            let why = if well_formed {
+                "is out of range"
+            } else {
+                "is not an RFC 3339 timestamp with an offset or Z"
+            };
+            EventError::field(name, format!("{text:?} {why}"))
         })
     }
 
@@ -477,6 +496,7 @@ trait FieldSource {
                     .choice("status", &AgentStatus::ALL.map(|s| (s.as_str(), s)))?
                     .ok_or_else(|| EventError::field("status", "is required"))?,
                 queues: self.queues("queues")?,
+                reason: self.reason("reason")?,
             },
             other => {
                 return Err(EventError::field(
@@ -577,6 +597,8 @@ struct Stored<'a> {
     status: Option<Cow<'a, str>>,
     #[serde(borrow)]
     queues: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
 }
 
 impl FieldSource for Stored<'_> {
@@ -600,6 +622,7 @@ impl FieldSource for Stored<'_> {
             "to_agent" => &self.to_agent,
             "by" => &self.by,
             "status" => &self.status,
+            "reason" => &self.reason,
             _ => return Ok(None),
         };
         Ok(field.as_deref())
@@ -657,6 +680,40 @@ mod tests {
             let again: Value = serde_json::from_str(&line).unwrap();
             assert_eq!(parse(again).unwrap(), event);
             assert_eq!(Event::from_stored(&line).unwrap(), event, "{line}");
+        }
+    }
+
+    #[test]
+    fn timestamps_out_of_range_and_leap_seconds() {
+        let at = |text: &str| parse(json!({"type":"closed","call":"c","at":text}));
+        let far = at("9999-12-31T23:59:59Z").unwrap_err();
+        assert_eq!(far.field.as_deref(), Some("at"));
+        assert!(far.message.ends_with("is out of range"), "{far}");
+        let junk = at("2026-12-31 noon").unwrap_err();
+        assert!(junk.message.contains("not an RFC 3339"), "{junk}");
+        // A leap second stays in its day: it reads as the last second of it.
+        let leap = at("2026-12-31T23:59:60Z").unwrap();
+        assert_eq!(
+            leap.at,
+            "2026-12-31T23:59:59Z".parse::<Timestamp>().unwrap()
+        );
+    }
+
+    #[test]
+    fn agent_status_takes_a_short_reason() {
+        let away = |reason: Value| {
+            parse(
+                json!({"type":"agent_status","at":"2026-11-20T09:00:00Z","agent":"a","status":"away","reason":reason}),
+            )
+        };
+        let e = away(json!("Lunch")).unwrap();
+        assert!(
+            matches!(e.kind, EventKind::AgentStatus { reason: Some(ref r), .. } if r == "Lunch")
+        );
+        let stored = Event::from_stored(&e.to_json_line()).unwrap();
+        assert_eq!(stored, e, "the reason survives the store");
+        for bad in [json!(""), json!("x".repeat(129)), json!(7)] {
+            assert_eq!(away(bad).unwrap_err().field.as_deref(), Some("reason"));
         }
     }
 

@@ -54,6 +54,12 @@ pub enum FileError {
 /// Reads a whole feed file (`-` is standard input), all valid or an error
 /// naming the file, line and field.
 pub fn read_file(path: &std::path::Path) -> Result<Vec<Event>, FileError> {
+    let (file, bytes) = read_bytes(path)?;
+    parse_batch(&bytes, Layout::Sniff).map_err(|source| FileError::Parse { file, source })
+}
+
+/// Reads a whole file (`-` is standard input): its name for messages, and its bytes.
+pub fn read_bytes(path: &std::path::Path) -> Result<(String, Vec<u8>), FileError> {
     use std::io::Read as _;
     let stdin = path.as_os_str() == "-";
     let file = if stdin {
@@ -67,10 +73,10 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<Event>, FileError> {
     } else {
         std::fs::read(path).map(|b| bytes = b)
     };
-    if let Err(source) = read {
-        return Err(FileError::Read { file, source });
+    match read {
+        Ok(()) => Ok((file, bytes)),
+        Err(source) => Err(FileError::Read { file, source }),
     }
-    parse_batch(&bytes, Layout::Sniff).map_err(|source| FileError::Parse { file, source })
 }
 
 /// How the bytes of a batch are laid out.

@@ -16,11 +16,13 @@
 //! - [`clock`]: where "now" comes from (wall or feed) and how the engine follows it.
 //! - [`pipeline`]: batch → durable in the log → applied in log order → the
 //!   engine's changes handed on; [`journal`]: the SQLite store the board is
-//!   rebuilt from (rebuild, pruning); [`replay`]: sends a recorded feed to a server.
+//!   rebuilt from (rebuild, pruning); [`maintenance`]: checking, backing up
+//!   and rebuilding it; [`replay`]: sends a recorded feed to a server.
 //! - [`publish`]: documents and their deltas, serialized once for every client;
 //!   [`hub`]: the front the web layer and sources talk to.
-//! - [`web`]: HTTP and WebSocket; [`demo`]: the simulated call centre;
-//!   [`server`]: wiring.
+//! - [`web`]: HTTP and WebSocket; [`server`]: wiring.
+//! - [`source`]: the telephony feeds and the runtime they share;
+//!   [`demo`]: the simulated call centre, one such source.
 
 pub mod board;
 pub mod call;
@@ -35,6 +37,7 @@ pub mod event;
 pub mod feed;
 pub mod hub;
 pub mod journal;
+pub mod maintenance;
 pub mod outcome;
 pub mod patch;
 pub mod pipeline;
@@ -44,6 +47,7 @@ pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod snapshot;
+pub mod source;
 pub mod stats;
 pub mod supervisor;
 pub mod web;

@@ -11,6 +11,7 @@ use wallboard::clock::Clock;
 use wallboard::config::Config;
 use wallboard::replay::ReplayOptions;
 use wallboard::server::{self, ServeOptions};
+use wallboard::source::Format;
 
 /// A real-time call-centre wallboard server.
 #[derive(Parser)]
@@ -59,6 +60,17 @@ enum Command {
         /// Ingest token (or WALLBOARD_TOKEN).
         #[arg(long, env = "WALLBOARD_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// The file's format: our events, or a telephony system's records.
+        #[arg(long, value_enum, default_value = "events")]
+        format: Format,
+    },
+    /// Check, back up or rebuild the event store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+        /// Directory of the event store.
+        #[arg(long, default_value = "./data", global = true)]
+        data_dir: PathBuf,
     },
     /// Classify recorded events offline with the server's engine.
     Classify {
@@ -77,9 +89,25 @@ enum Command {
         /// TOML configuration file (definition settings).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The files' format: our events, or a telephony system's records.
+        #[arg(long, value_enum, default_value = "events")]
+        format: Format,
         /// NDJSON or JSON array files; none or `-` reads standard input.
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Runs SQLite's quick_check; exits 1 when the store is damaged.
+    Check,
+    /// Copies the store to FILE with SQLite's online backup (safe while serving).
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+    },
+    /// Rebuilds a damaged store from every event still readable (stop the server first).
+    Rebuild,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -104,11 +132,13 @@ fn main() -> ExitCode {
             speed,
             max,
             token,
+            format,
         } => replay(ReplayOptions {
             file,
             to,
             speed: (!max).then_some(speed),
             token,
+            format,
         }),
         Command::Serve {
             config,
@@ -125,12 +155,14 @@ fn main() -> ExitCode {
             clock,
             insecure_open,
         ),
+        Command::Store { action, data_dir } => store(&action, &data_dir),
         Command::Classify {
             definitions,
             calls,
             by_day,
             tz,
             config,
+            format,
             files,
         } => {
             let options = ClassifyOptions {
@@ -139,6 +171,7 @@ fn main() -> ExitCode {
                 by_day,
                 tz,
                 files,
+                format,
             };
             load_config(config.as_ref()).and_then(|config| {
                 let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -187,6 +220,40 @@ fn serve(
         server::serve(listener, std::sync::Arc::new(hub), options, stop_signal()).await?;
         Ok(())
     })
+}
+
+fn store(action: &StoreAction, dir: &std::path::Path) -> anyhow::Result<()> {
+    use wallboard::maintenance;
+    match action {
+        StoreAction::Check => {
+            let report = maintenance::check(dir)?;
+            let took = report.took.as_secs_f64();
+            match report.problem {
+                None => println!("{}: ok (quick_check in {took:.2} s)", report.path.display()),
+                Some(problem) => anyhow::bail!(
+                    "{} is damaged: {problem}\nRestore a backup, or run `wallboard store rebuild --data-dir {}`",
+                    report.path.display(),
+                    dir.display()
+                ),
+            }
+        }
+        StoreAction::Backup { file } => {
+            maintenance::backup(dir, file)?;
+            println!("backed up {} to {}", dir.display(), file.display());
+        }
+        StoreAction::Rebuild => {
+            let r = maintenance::rebuild(dir)?;
+            println!(
+                "rebuilt {}: {} events kept, {} unreadable (lost), {} repeated ids dropped; the damaged file is {}",
+                dir.display(),
+                r.kept,
+                r.unreadable,
+                r.repeated,
+                r.damaged_copy.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn replay(options: ReplayOptions) -> anyhow::Result<()> {

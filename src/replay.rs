@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 
 use crate::event::Event;
-use crate::feed::{self, FileError};
+use crate::feed::FileError;
 
 /// Events sent in one request at most.
 const MAX_BATCH: usize = 1000;
@@ -25,6 +25,8 @@ pub struct ReplayOptions {
     pub speed: Option<f64>,
     /// Bearer token for ingest, if the server wants one.
     pub token: Option<String>,
+    /// The file's format: our events, or a vendor's records mapped to them.
+    pub format: crate::source::Format,
 }
 
 /// Why a replay stopped.
@@ -68,10 +70,11 @@ pub struct ReplayReport {
 
 /// Replays the file; returns what the server accepted.
 pub async fn run(options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
-    let file = options.file.clone();
-    let events = tokio::task::spawn_blocking(move || feed::read_file(&file))
-        .await
-        .expect("reading the feed does not panic")?;
+    let (file, format) = (options.file.clone(), options.format);
+    let events =
+        tokio::task::spawn_blocking(move || crate::source::offline::read_file(format, &file))
+            .await
+            .expect("reading the feed does not panic")?;
     let url = events_url(&options.to);
     let client = reqwest::Client::new();
     let started = Instant::now();

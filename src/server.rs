@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::hub::{Hub, StoreSettings};
 use crate::journal::JournalError;
 use crate::security::{ExposureError, check_exposure};
+use crate::source::{self, Checkpoints, Sources};
 use crate::web::{self, AppState};
 use crate::{demo, shutdown};
 
@@ -127,17 +128,30 @@ async fn serve_checked(
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let (trigger, signal) = shutdown::channel();
+    let mut config = options.config;
+    if options.demo {
+        config.sources.push(demo::source_config());
+    }
+    let sources = Arc::new(Sources::new(&config.sources, (options.wall)()));
     let state = Arc::new(AppState {
         hub: hub.clone(),
-        config: Arc::new(options.config),
+        config: Arc::new(config),
         shutdown: signal.clone(),
+        sources: sources.clone(),
     });
     hub.set_groups(state.config.boards.queue_groups());
     hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
-    if options.demo {
-        tokio::spawn(demo::run(hub.clone(), signal.clone()));
-    }
+    let checkpoints = Checkpoints::new(options.data_dir.as_deref());
+    let clock = (options.clock, options.wall.clone());
+    let feeds = source::start_all(
+        &state.config.sources,
+        &hub,
+        &sources,
+        &checkpoints,
+        clock,
+        &signal,
+    );
     let limits = state.config.security.limits.clone();
     let stop = async move {
         stop.await;
@@ -146,5 +160,8 @@ async fn serve_checked(
     // Our own accept loop (not `axum::serve`): connection limits and a header read timeout.
     let result = web::conn::serve(listener, web::app(state), &limits, stop).await;
     let _ = publisher.await;
+    for feed in feeds {
+        let _ = feed.await;
+    }
     Ok(result?)
 }

@@ -186,6 +186,9 @@ fn agents(engine: &Engine) -> Vec<Value> {
                 "since": a.since.to_string(),
                 "queues": a.queues,
             });
+            if let Some(reason) = &a.reason {
+                agent["reason"] = json!(reason);
+            }
             if let Some((call, state)) = on_call.get(name.as_str()) {
                 agent["call"] = json!({"call": call, "state": state.as_str()});
             }

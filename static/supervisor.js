@@ -172,7 +172,7 @@
     $('agents-count').textContent = agents.length ? `${available} of ${agents.length} available` : '';
     const cards = rowsOf('agents', agents, (a) => JSON.stringify(a), (a) => h('div', { class: `agent ${a.status}`, 'data-agent': a.name },
       h('span', { class: 'name' }, a.name),
-      h('span', { class: 'status-word' }, STATUS_WORDS[a.status] || a.status),
+      h('span', { class: 'status-word' }, (STATUS_WORDS[a.status] || a.status) + (a.reason ? ` · ${a.reason}` : '')),
       ticking('span', 'for', a.since),
       h('span', { class: 'on-call' }, a.call ? `${STATE_WORDS[a.call.state] || a.call.state} · ${a.call.call}` : '')));
     const el = $('agents');

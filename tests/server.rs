@@ -627,6 +627,7 @@ async fn replay_sends_a_recorded_feed_once() {
         to: server.base.clone(),
         speed: None,
         token: None,
+        format: wallboard::source::Format::Events,
     };
     let sent = run(&options).await.expect("replayed");
     let lines = JOURNEYS.lines().filter(|l| !l.trim().is_empty()).count() as u64;

@@ -21,8 +21,9 @@ use crate::event::{AgentStatus, Event};
 use crate::outcome::{Outcome, Verdict};
 
 /// The schema this build writes; a store with another is refused, never rewritten.
-const SCHEMA_VERSION: i64 = 1;
-const DB_FILE: &str = "wallboard.sqlite3";
+const SCHEMA_VERSION: i64 = 2;
+/// The database file's name in the data directory.
+pub const DB_FILE: &str = "wallboard.sqlite3";
 
 const SCHEMA: &str = "
 CREATE TABLE events (
@@ -52,7 +53,8 @@ CREATE TABLE agents (
     agent TEXT PRIMARY KEY,
     status TEXT NOT NULL,
     since_ms INTEGER NOT NULL,
-    queues TEXT NOT NULL
+    queues TEXT NOT NULL,
+    reason TEXT
 );
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -103,6 +105,18 @@ pub enum JournalError {
     /// A group commit failed; every batch in the group shares its error.
     #[error("committing events: {0}")]
     Commit(std::sync::Arc<JournalError>),
+    /// The store failed SQLite's integrity check: refused, never served.
+    #[error(
+        "store {path} is damaged ({problem}); the server will not serve it. Restore a backup \
+         (made with `wallboard store backup FILE`), or run `wallboard store rebuild --data-dir DIR` \
+         to keep every event that is still readable"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's first complaint.
+        problem: String,
+    },
     /// The writer thread has stopped.
     #[error("the store's writer has stopped")]
     Stopped,
@@ -132,7 +146,12 @@ pub struct AgentRow {
     pub since: Timestamp,
     /// The queues it serves.
     pub queues: Vec<String>,
+    /// Why it is away, if told.
+    pub reason: Option<String>,
 }
+
+/// The side file that records, outside the WAL, the last seq acknowledged.
+pub const ACKED_FILE: &str = "acknowledged";
 
 /// The open store.
 pub struct Journal {
@@ -140,6 +159,35 @@ pub struct Journal {
     conn: Connection,
     /// The seq of the last event appended.
     last_seq: i64,
+    /// Where each commit records its last seq, so that a restart that finds
+    /// fewer events than were acknowledged says so loudly (see [`Acked`]).
+    acked: Option<Acked>,
+}
+
+/// The last seq acknowledged, kept in a small file beside the database and
+/// written after each commit: it can lag the store (a crash between the two)
+/// but never lead it, so a store that holds less than it says was lost.
+struct Acked(std::fs::File);
+
+impl Acked {
+    fn open(dir: &Path) -> std::io::Result<(Acked, Option<i64>)> {
+        use std::io::Read as _;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(ACKED_FILE))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        Ok((Acked(file), text.trim().parse().ok()))
+    }
+
+    fn record(&self, seq: i64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        // Fixed width, so each write replaces the last one whole.
+        self.0.write_all_at(format!("{seq:>20}\n").as_bytes(), 0)
+    }
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -167,12 +215,15 @@ impl Journal {
             path,
             conn,
             last_seq: 0,
+            acked: None,
         };
         journal.prepare()?;
+        journal.refuse_damage()?;
         journal.last_seq = journal
             .conn
             .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(journal.sqlite())?;
+        journal.compare_acknowledged(dir);
         Ok(journal)
     }
 
@@ -191,7 +242,65 @@ impl Journal {
             path,
             conn,
             last_seq: 0,
+            acked: None,
         })
+    }
+
+    /// SQLite's `quick_check`: `Ok(None)` when the store is sound, else the
+    /// first problem it names (a damaged page, an index out of step).
+    pub fn quick_check(&self) -> Result<Option<String>, JournalError> {
+        let e = self.sqlite();
+        let mut stmt = self.conn.prepare("PRAGMA quick_check").map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        let mut problems = Vec::new();
+        while let Some(row) = rows.next().map_err(&e)? {
+            let line: String = row.get(0).map_err(&e)?;
+            if line != "ok" {
+                problems.push(line);
+            }
+        }
+        Ok(match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            n => Some(format!("{} and {} more problems", problems[0], n - 1)),
+        })
+    }
+
+    /// Refuses a damaged store: serving one would count what it lost as
+    /// never having happened, and take repeated ids again.
+    fn refuse_damage(&self) -> Result<(), JournalError> {
+        let problem = match self.quick_check() {
+            Ok(None) => return Ok(()),
+            Ok(Some(problem)) => problem,
+            // A page so damaged that the check itself cannot read it.
+            Err(JournalError::Sqlite { source, .. }) => source.to_string(),
+            Err(other) => return Err(other),
+        };
+        Err(JournalError::Damaged {
+            path: self.path.clone(),
+            problem,
+        })
+    }
+
+    /// Opens the acknowledged-seq file and logs at error when the store
+    /// holds fewer events than a run before acknowledged (a damaged WAL).
+    fn compare_acknowledged(&mut self, dir: &Path) {
+        match Acked::open(dir) {
+            Ok((acked, recorded)) => {
+                if let Some(recorded) = recorded.filter(|r| *r > self.last_seq) {
+                    tracing::error!(
+                        "store {}: events up to seq {recorded} were acknowledged, but it holds \
+                         events only up to seq {}: {} acknowledged events are lost",
+                        self.path.display(),
+                        self.last_seq,
+                        recorded - self.last_seq
+                    );
+                }
+                let _ = acked.record(self.last_seq);
+                self.acked = Some(acked);
+            }
+            Err(e) => tracing::error!("cannot keep {ACKED_FILE} in {}: {e}", dir.display()),
+        }
     }
 
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
@@ -233,6 +342,15 @@ impl Journal {
                 tx.commit().map_err(&e)
             }
             (SCHEMA_VERSION, _) => Ok(()),
+            (1, _) => {
+                // Version 2 added the agents' pause reasons.
+                let tx = self.conn.unchecked_transaction().map_err(&e)?;
+                tx.execute_batch("ALTER TABLE agents ADD COLUMN reason TEXT;")
+                    .map_err(&e)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                    .map_err(&e)?;
+                tx.commit().map_err(&e)
+            }
             (v, _) => Err(JournalError::Foreign {
                 path: self.path.clone(),
                 message: format!(
@@ -289,6 +407,11 @@ impl Journal {
         write_derived(&tx, derived, self.last_seq).map_err(e)?;
         tx.commit().map_err(e)?;
         self.last_seq = last_seq;
+        if let Some(acked) = &self.acked
+            && let Err(e) = acked.record(last_seq)
+        {
+            tracing::error!("recording the acknowledged seq: {e}");
+        }
         Ok(fresh)
     }
 
@@ -353,7 +476,7 @@ impl Journal {
         let e = self.sqlite();
         let mut stmt = self
             .conn
-            .prepare("SELECT agent, status, since_ms, queues FROM agents")
+            .prepare("SELECT agent, status, since_ms, queues, reason FROM agents")
             .map_err(&e)?;
         let mut rows = stmt.query([]).map_err(&e)?;
         let mut agents = Vec::new();
@@ -372,6 +495,7 @@ impl Journal {
                     .ok_or_else(|| bad("status"))?,
                 since: from_ms(row.get(2).map_err(&e)?),
                 queues: serde_json::from_str(&queues).map_err(|_| bad("queues"))?,
+                reason: row.get(4).map_err(&e)?,
                 agent,
             });
         }
@@ -541,6 +665,19 @@ impl Journal {
                 [first_day.to_string()],
             )
             .map_err(&e)?;
+        if events > 0
+            && let Some(acked) = &self.acked
+        {
+            // Pruning may remove the newest events of an idle store: the
+            // store then holds less than was acknowledged, and rightly so.
+            let held: i64 = self
+                .conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+                .map_err(&e)?;
+            if let Err(e) = acked.record(held) {
+                tracing::error!("recording the acknowledged seq: {e}");
+            }
+        }
         Ok((events, calls))
     }
 }
@@ -553,13 +690,19 @@ fn write_derived(
     through: i64,
 ) -> rusqlite::Result<()> {
     let mut agent = tx.prepare_cached(
-        "INSERT INTO agents (agent, status, since_ms, queues) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO agents (agent, status, since_ms, queues, reason) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(agent) DO UPDATE SET status = excluded.status,
-           since_ms = excluded.since_ms, queues = excluded.queues",
+           since_ms = excluded.since_ms, queues = excluded.queues, reason = excluded.reason",
     )?;
     for (name, a) in &derived.agents {
         let queues = serde_json::to_string(&a.queues).expect("strings serialize");
-        agent.execute(params![name, a.status.as_str(), ms(a.since), queues])?;
+        agent.execute(params![
+            name,
+            a.status.as_str(),
+            ms(a.since),
+            queues,
+            a.reason
+        ])?;
     }
     let finished = &derived.counted;
     tx.execute(

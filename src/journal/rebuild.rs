@@ -101,7 +101,7 @@ fn rebuild(
     }
     let skip: FxHashSet<String> = settled.iter().map(|r| r.call.clone()).collect();
     for a in journal.agents()? {
-        engine.restore_agent(a.agent, a.status, a.since, a.queues);
+        engine.restore_agent(a.agent, a.status, a.since, a.queues, a.reason);
     }
     let mut events = 0u64;
     let (chunks, received_chunks) = mpsc::sync_channel::<Vec<(Timestamp, Event)>>(8);

@@ -17,6 +17,8 @@ use serde_json::json;
 
 use super::{AppState, WebError};
 use crate::feed::{self, Layout};
+use crate::source::SourceState;
+use crate::source::status::StatusView;
 
 /// Bodies larger than this are parsed off the async threads.
 const PARSE_INLINE_BYTES: usize = 256 * 1024;
@@ -97,6 +99,61 @@ pub async fn snapshot(
 /// callers to call back, calls per 15 minutes), with its `seq`.
 pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
     json_text(app.hub.detail_feed().latest().json.clone())
+}
+
+/// `GET /api/sources`: each telephony source's state.
+pub async fn sources(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(json!({"sources": app.sources.views()}))
+}
+
+/// One `wallboard_source_*` series: name, type, help, and its value per source.
+type SourceSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&StatusView) -> u64,
+);
+
+/// The `wallboard_source_*` series, one sample per source.
+fn source_metrics(out: &mut String, views: &[StatusView]) {
+    if views.is_empty() {
+        return;
+    }
+    let series: [SourceSeries; 3] = [
+        (
+            "source_up",
+            "gauge",
+            "1 while the source is connected.",
+            |v| u64::from(v.state == SourceState::Connected),
+        ),
+        (
+            "source_events_total",
+            "counter",
+            "Events a source fed that the store took.",
+            |v| v.events,
+        ),
+        (
+            "source_skipped_total",
+            "counter",
+            "Vendor records a source could not read.",
+            |v| v.skipped,
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP wallboard_{name} {help}\n# TYPE wallboard_{name} {kind}"
+        );
+        for v in views {
+            // Source names are a-z0-9-_ (validated), safe in a label as they are.
+            let _ = writeln!(
+                out,
+                "wallboard_{name}{{source=\"{}\"}} {}",
+                v.name,
+                value(v)
+            );
+        }
+    }
 }
 
 fn json_text(text: axum::body::Bytes) -> Response {
@@ -189,5 +246,6 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "Seq of the latest board.",
         app.hub.latest().seq,
     );
+    source_metrics(&mut out, &app.sources.views());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -70,6 +70,7 @@ mod tests {
             hub: Arc::new(hub),
             config: Arc::new(config),
             shutdown: crate::shutdown::channel().1,
+            sources: Arc::default(),
         });
         let routes = Router::new()
             .route("/boom", get(boom))

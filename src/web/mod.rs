@@ -37,6 +37,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Fires when the server is shutting down (WebSockets close).
     pub shutdown: Signal,
+    /// Every telephony source's status.
+    pub sources: Arc<crate::source::Sources>,
 }
 
 /// The router with every route, hardened by [`guard::harden`].
@@ -63,6 +65,7 @@ pub fn supervisor_routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/supervisor", get(pages::supervisor))
         .route("/api/supervisor", get(api::supervisor))
+        .route("/api/sources", get(api::sources))
         .route("/ws/supervisor", get(ws::upgrade_supervisor))
 }
 

@@ -1,0 +1,225 @@
+//! `[[source]]` tables: the keys every source has (`kind`, `name`, `prefix`,
+//! `agents`), validated once, and each kind's own settings.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Context;
+use crate::config::{ConfigError, invalid};
+
+/// Longest source name: it prefixes call and event ids, which events.md caps.
+const MAX_NAME_BYTES: usize = 32;
+
+/// A `[[source]]` table as written: the common keys; the rest is the kind's.
+#[derive(Debug, Deserialize)]
+pub struct RawSource {
+    kind: Option<String>,
+    name: Option<String>,
+    prefix: Option<bool>,
+    #[serde(default)]
+    agents: BTreeMap<String, String>,
+    #[serde(flatten)]
+    settings: toml::Table,
+}
+
+/// How one source writes call ids, agent names and event ids.
+#[derive(Debug, Clone, Default)]
+pub struct Naming {
+    /// The source's name.
+    pub source: String,
+    /// Whether call ids are written `NAME:CALLID` (two PBXs on one board).
+    pub prefix: bool,
+    /// Vendor agent identifiers → display names (`[source.agents]`).
+    pub agents: BTreeMap<String, String>,
+}
+
+impl Naming {
+    /// Naming for offline reading of a file: ids as the vendor wrote them.
+    pub fn offline(source: &str) -> Naming {
+        Naming {
+            source: source.to_owned(),
+            prefix: false,
+            agents: BTreeMap::new(),
+        }
+    }
+
+    /// The call id for the vendor's own call id.
+    pub fn call(&self, vendor: &str) -> String {
+        if self.prefix {
+            format!("{}:{vendor}", self.source)
+        } else {
+            vendor.to_owned()
+        }
+    }
+
+    /// The agent's display name: mapped by `[source.agents]`, else as given.
+    pub fn agent(&self, vendor: &str) -> String {
+        self.agents
+            .get(vendor)
+            .cloned()
+            .unwrap_or_else(|| vendor.to_owned())
+    }
+
+    /// The deterministic id of the `n`th event made from `record`.
+    pub fn event_id(&self, record: &[u8], n: usize) -> String {
+        super::record_id(&self.source, record, n)
+    }
+}
+
+/// One configured source.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// Its unique name.
+    pub name: String,
+    /// How it writes ids and names.
+    pub naming: Naming,
+    /// Its kind and the kind's settings.
+    pub settings: SourceSettings,
+}
+
+/// Each kind of source with its own settings.
+#[derive(Debug, Clone)]
+pub enum SourceSettings {
+    /// The built-in simulated call centre (`--demo`).
+    Demo,
+}
+
+impl SourceSettings {
+    /// The kind's name, as written in `kind = "..."`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSettings::Demo => "demo",
+        }
+    }
+
+    /// Validates the kind's own keys; `key` names the table in errors.
+    fn parse(kind: &str, table: toml::Table, key: &str) -> Result<SourceSettings, ConfigError> {
+        match kind {
+            "demo" => {
+                no_keys(&table, key)?;
+                Ok(SourceSettings::Demo)
+            }
+            other => Err(invalid(
+                &format!("{key}.kind"),
+                format!("{other:?} is not a kind of source (known: demo)"),
+            )),
+        }
+    }
+
+    /// Starts the source; it runs until the server stops.
+    pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
+        match self {
+            SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+        }
+    }
+}
+
+/// Deserializes a kind's settings from the rest of its table, naming the key
+/// of the first unknown or mistyped setting.
+pub fn kind_settings<T: serde::de::DeserializeOwned>(
+    table: toml::Table,
+    key: &str,
+) -> Result<T, ConfigError> {
+    T::deserialize(toml::Value::Table(table)).map_err(|e| invalid(key, e.message().to_owned()))
+}
+
+fn no_keys(table: &toml::Table, key: &str) -> Result<(), ConfigError> {
+    match table.keys().next() {
+        Some(extra) => Err(invalid(&format!("{key}.{extra}"), "unknown setting")),
+        None => Ok(()),
+    }
+}
+
+/// Validates every `[[source]]` table: known kinds, unique names.
+pub fn sources(raw: Vec<RawSource>) -> Result<Vec<SourceConfig>, ConfigError> {
+    let mut sources: Vec<SourceConfig> = Vec::with_capacity(raw.len());
+    for (i, raw) in raw.into_iter().enumerate() {
+        let key = format!("source[{i}]");
+        let kind = raw
+            .kind
+            .ok_or_else(|| invalid(&format!("{key}.kind"), "is required"))?;
+        let name = raw
+            .name
+            .ok_or_else(|| invalid(&format!("{key}.name"), "is required"))?;
+        check_name(&name, &format!("{key}.name"))?;
+        if sources.iter().any(|s| s.name == name) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("{name:?} names two sources"),
+            ));
+        }
+        let settings = SourceSettings::parse(&kind, raw.settings, &key)?;
+        sources.push(SourceConfig {
+            naming: Naming {
+                source: name.clone(),
+                prefix: raw.prefix.unwrap_or(true),
+                agents: raw.agents,
+            },
+            name,
+            settings,
+        });
+    }
+    Ok(sources)
+}
+
+fn check_name(name: &str, key: &str) -> Result<(), ConfigError> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || !name.chars().all(allowed) {
+        return Err(invalid(
+            key,
+            format!("{name:?} must be 1 to {MAX_NAME_BYTES} of a-z, 0-9, - and _"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn sources_are_validated_and_errors_name_the_key() {
+        let ok = Config::parse("[[source]]\nkind = \"demo\"\nname = \"sim\"\n", "t").unwrap();
+        assert_eq!(ok.sources[0].name, "sim");
+        assert!(
+            ok.sources[0].naming.prefix,
+            "call ids are prefixed by default"
+        );
+        let cases = [
+            ("[[source]]\nname = \"a\"\n", "source[0].kind"),
+            ("[[source]]\nkind = \"demo\"\n", "source[0].name"),
+            (
+                "[[source]]\nkind = \"nope\"\nname = \"a\"\n",
+                "source[0].kind",
+            ),
+            (
+                "[[source]]\nkind = \"demo\"\nname = \"A b\"\n",
+                "source[0].name",
+            ),
+            (
+                "[[source]]\nkind = \"demo\"\nname = \"a\"\nextra = 1\n",
+                "source[0].extra",
+            ),
+            (
+                "[[source]]\nkind = \"demo\"\nname = \"a\"\n[[source]]\nkind = \"demo\"\nname = \"a\"\n",
+                "source[1].name",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(text, "t").unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn naming_prefixes_calls_and_maps_agents() {
+        let mut n = super::Naming::offline("pbx");
+        assert_eq!(n.call("123.4"), "123.4");
+        n.prefix = true;
+        n.agents.insert("Agent/1".into(), "Amy".into());
+        assert_eq!(n.call("123.4"), "pbx:123.4");
+        assert_eq!(n.agent("Agent/1"), "Amy");
+        assert_eq!(n.agent("Agent/2"), "Agent/2");
+    }
+}
