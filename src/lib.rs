@@ -22,7 +22,7 @@
 //!   [`hub`]: the front the web layer and sources talk to.
 //! - [`web`]: HTTP and WebSocket; [`server`]: wiring.
 //! - [`source`]: the telephony feeds and the runtime they share;
-//!   [`demo`]: the simulated call centre, one such source.
+//!   [`source::demo`]: the simulated call centre, one such source.
 
 pub mod board;
 pub mod call;
@@ -31,7 +31,6 @@ pub mod clock;
 pub mod config;
 pub mod day;
 pub mod definition;
-pub mod demo;
 pub mod engine;
 pub mod event;
 pub mod feed;

@@ -110,7 +110,7 @@ impl SourceSettings {
     /// Starts the source; it runs until the server stops.
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
-            SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            SourceSettings::Demo => Some(tokio::spawn(super::demo::run(context))),
         }
     }
 }

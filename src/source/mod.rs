@@ -11,6 +11,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod demo;
 pub mod offline;
 pub mod status;
 

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::server::{self, ServeOptions};
+use wallboard::server::{self, ServeOptions, Server};
 
 /// How long any wait for the server may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -52,9 +52,14 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, options, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            let server = Server::open(options).await?;
+            server
+                .run(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
         TestServer {
             addr,
             base: format!("http://{addr}"),
@@ -83,10 +88,12 @@ impl TestServer {
                     clock: Clock::Feed,
                     ..ServeOptions::new(Config::default())
                 };
-                server::run(listener, options, async move {
-                    let _ = stopped.await;
-                })
-                .await
+                let server = Server::open(options).await?;
+                server
+                    .run(listener, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
             })
         });
         TestServer {
