@@ -5,7 +5,7 @@
 //! [`publish`](crate::publish)).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use jiff::civil::Date;
@@ -55,6 +55,8 @@ pub struct Hub {
     detail: Feed,
     /// Held while building and publishing, so two publishers never race on a seq.
     publishing: Mutex<()>,
+    /// A batch was applied since the last publish (read-your-writes, see [`Hub::current`]).
+    pending: AtomicBool,
     counters: Counters,
     store: Option<StoreSettings>,
     /// (board, queues) of boards with a queue filter, summed in the snapshot.
@@ -100,12 +102,13 @@ impl Hub {
     }
 
     fn assemble(pipeline: Pipeline, store: Option<StoreSettings>) -> Hub {
-        let board = snapshot::today(&pipeline.state().engine);
+        let board = board_of(&pipeline.state().engine, &[]);
         Hub {
             pipeline,
             board: Feed::new("board", board),
             detail: Feed::new("detail", json!({})),
             publishing: Mutex::new(()),
+            pending: AtomicBool::new(false),
             counters: Counters::default(),
             store,
             groups: RwLock::new(Vec::new()),
@@ -126,6 +129,8 @@ impl Hub {
     /// this returns, then applied; wakes the publisher.
     pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, JournalError> {
         let report = self.pipeline.submit(events).await?;
+        // Set once applied, before answering: a read after this reply publishes first.
+        self.pending.store(true, Ordering::SeqCst);
         let counters = &self.counters;
         counters
             .accepted
@@ -198,6 +203,31 @@ impl Hub {
     /// Builds the board and the detail now and publishes what changed as deltas.
     pub fn publish(&self) {
         let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_locked();
+    }
+
+    /// The board with every batch answered so far in it: publishes first if
+    /// one was applied since the last publish, so that seq and the deltas
+    /// stay consistent with what is served.
+    pub fn current(&self) -> Arc<Published> {
+        self.catch_up();
+        self.latest()
+    }
+
+    /// Publishes now if a batch was applied since the last publish; else
+    /// waits for a publish under way (it may hold the batch a reader just wrote).
+    pub fn catch_up(&self) {
+        let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.pending.load(Ordering::SeqCst) {
+            self.publish_locked();
+        }
+    }
+
+    /// Publishes; the caller holds `publishing`.
+    fn publish_locked(&self) {
+        // Cleared before reading the state: a batch applied after this read
+        // sets it again, and the next reader publishes it.
+        self.pending.store(false, Ordering::SeqCst);
         let groups = self
             .groups
             .read()
@@ -206,10 +236,11 @@ impl Hub {
         let (board, detail) = {
             let mut state = self.pipeline.current();
             let state = &mut *state;
-            (
-                snapshot::today_with_groups(&state.engine, &groups),
-                supervisor::detail(&state.engine, &mut state.ledger),
-            )
+            let mut detail = supervisor::detail(&state.engine, &mut state.ledger);
+            if no_day_yet(&state.engine) {
+                detail["day"] = Value::Null;
+            }
+            (board_of(&state.engine, &groups), detail)
         };
         self.board.publish(board);
         self.detail.publish(detail);
@@ -230,4 +261,19 @@ impl Hub {
             self.publish();
         }
     }
+}
+
+/// Today's board; under a feed clock that has seen no event yet, without a day
+/// (the engine's "today" would be 1970-01-01).
+fn board_of(engine: &Engine, groups: &[(String, Vec<String>)]) -> Value {
+    let mut board = snapshot::today_with_groups(engine, groups);
+    if no_day_yet(engine) {
+        board["day"] = Value::Null;
+    }
+    board
+}
+
+/// Whether "now" is still unknown: a feed clock before its first event.
+fn no_day_yet(engine: &Engine) -> bool {
+    engine.settings().feed_clock && engine.now() == jiff::Timestamp::UNIX_EPOCH
 }
