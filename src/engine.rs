@@ -12,10 +12,10 @@ use std::sync::Arc;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::call::{Call, HistoryEvent, Live, LiveState, Status};
+use crate::call::{Call, Live, LiveState, Status};
 use crate::day::DayRule;
 use crate::definition::Definition;
-use crate::event::{AgentStatus, Event, EventKind};
+use crate::event::{AgentStatus, Event, EventKind, HistoryEvent};
 use crate::outcome::Verdict;
 use crate::stats::{Contribution, FigureSettings, Tally};
 

@@ -24,6 +24,8 @@
 //! - [`source`]: the telephony feeds and the runtime they share;
 //!   [`source::demo`]: the simulated call centre, one such source.
 
+#![warn(missing_docs)]
+
 pub mod board;
 pub mod call;
 pub mod classify;

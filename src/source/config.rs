@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Context;
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 
 /// Longest source name: it prefixes call and event ids, which events.md caps.
 const MAX_NAME_BYTES: usize = 32;

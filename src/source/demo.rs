@@ -110,7 +110,6 @@ const AGENTS: [(&str, &[usize]); 14] = [
     ("ned", &[PRESCRIPTIONS, RESULTS, APPOINTMENTS]),
 ];
 
-/// Feeds simulated events into the hub until shutdown.
 /// The `[[source]]` that `--demo` adds: call ids as the simulator writes them.
 pub fn source_config() -> crate::source::SourceConfig {
     crate::source::SourceConfig {
@@ -120,6 +119,7 @@ pub fn source_config() -> crate::source::SourceConfig {
     }
 }
 
+/// Feeds simulated events into the hub until shutdown, on the clock its context gives.
 pub async fn run(source: Context) {
     let tz = source.time_zone();
     let start = source.now();

@@ -121,6 +121,11 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// The WebSocket URL of `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
     /// Posts a body with a content type to `/api/events`: (status, JSON reply).
     pub async fn post(&self, body: impl Into<reqwest::Body>, content_type: &str) -> (u16, Value) {
         let response = self
@@ -326,10 +331,16 @@ impl WsClient {
 
 /// The sum of the counts in a JSON object of counts (absent: 0).
 pub fn sum(counts: &Value) -> i64 {
+    counts_in(counts).map(|(_, n)| n).sum()
+}
+
+/// Each (name, count) of a JSON object of counts.
+pub fn counts_in(counts: &Value) -> impl Iterator<Item = (&str, i64)> {
     counts
         .as_object()
-        .map(|m| m.values().filter_map(Value::as_i64).sum())
-        .unwrap_or(0)
+        .into_iter()
+        .flatten()
+        .map(|(name, n)| (name.as_str(), n.as_i64().unwrap_or(0)))
 }
 
 /// The board without the fields that move on their own (`now`, `seq`).
