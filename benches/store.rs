@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
+use wallboard::clock::{Clock, WallClock};
 use wallboard::config::Config;
 use wallboard::event::{Direction, EndedBy, Event, EventKind};
-use wallboard::hub::{Clock, Hub, StoreSettings, WallClock};
+use wallboard::hub::{Hub, StoreSettings};
 use wallboard::server::{self, ServeOptions};
 
 const RUNS: usize = 3;

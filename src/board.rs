@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use crate::definition::Definition;
 
 /// The name of the board `GET /` shows; a `[[board]]` of that name replaces the built-in one.

@@ -99,23 +99,31 @@ impl AgentStatus {
 pub enum EventKind {
     /// A new interaction.
     CallStarted {
+        /// Inbound or outbound.
         direction: Direction,
+        /// Voice, chat... as the source names it.
         channel: String,
+        /// The caller's number.
         #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
+        /// The number dialled.
         #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+        /// The line (DDI) the call came in on.
         #[serde(skip_serializing_if = "Option::is_none")]
         line: Option<String>,
+        /// Placed by a dialer (outbound campaigns).
         dialer: bool,
     },
     /// Welcome audio or an IVR menu.
     IvrStarted {
+        /// The menu played.
         #[serde(skip_serializing_if = "Option::is_none")]
         menu: Option<String>,
     },
     /// The caller chose something in the IVR.
     IvrInput {
+        /// The digits pressed.
         #[serde(skip_serializing_if = "Option::is_none")]
         digits: Option<String>,
     },
@@ -123,27 +131,41 @@ pub enum EventKind {
     Closed,
     /// The caller was served by SMS or recorded information.
     SelfServed {
+        /// How it was served (SMS, recorded information...).
         #[serde(skip_serializing_if = "Option::is_none")]
         how: Option<String>,
     },
     /// Routed to a destination the site ignores.
     DeadEnd,
     /// Joined a queue.
-    Queued { queue: String },
+    Queued {
+        /// The queue.
+        queue: String,
+    },
     /// An agent's phone rings.
     Offered {
+        /// The agent.
         agent: String,
+        /// The queue.
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
     },
     /// The agent declined or did not answer in time.
-    Declined { agent: String },
+    Declined {
+        /// The agent.
+        agent: String,
+    },
     /// An agent accepted.
-    Answered { agent: String },
+    Answered {
+        /// The agent.
+        agent: String,
+    },
     /// The answering agent transferred the caller.
     Transferred {
+        /// The queue transferred to.
         #[serde(skip_serializing_if = "Option::is_none")]
         to_queue: Option<String>,
+        /// The agent transferred to.
         #[serde(skip_serializing_if = "Option::is_none")]
         to_agent: Option<String>,
     },
@@ -153,17 +175,24 @@ pub enum EventKind {
     CallbackRequested,
     /// The queue's maximum wait was reached.
     TimedOut {
+        /// The queue.
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
     },
     /// Outbound: the agent dropped a pre-recorded voicemail.
     VoicemailDropped,
     /// The interaction is over.
-    Ended { by: EndedBy },
+    Ended {
+        /// Who ended it.
+        by: EndedBy,
+    },
     /// An agent's state changed (no `call`).
     AgentStatus {
+        /// The agent.
         agent: String,
+        /// Its new status.
         status: AgentStatus,
+        /// The queues it serves, when the source says (else unchanged).
         #[serde(skip_serializing_if = "Option::is_none")]
         queues: Option<Vec<String>>,
         /// Why the agent is away (a pause reason), when the source says.
@@ -640,6 +669,24 @@ impl FieldSource for Stored<'_> {
                 .map(|q| q.iter().map(|s| &**s).collect()),
             _ => None,
         })
+    }
+}
+
+/// An event of a call's history (the call id is the history's key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Arrival order, the last tie-breaker of the sort.
+    pub arrival: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl HistoryEvent {
+    /// Its place in a call's history: time, then the kind's rank, then arrival.
+    pub fn sort_key(&self) -> (Timestamp, u8, u64) {
+        (self.at, self.kind.rank(), self.arrival)
     }
 }
 

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wallboard::classify::{self, ClassifyOptions};
+use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::hub::Clock;
 use wallboard::replay::ReplayOptions;
-use wallboard::server::{self, ServeOptions};
+use wallboard::server::{ServeOptions, Server};
 use wallboard::source::Format;
 
 /// A real-time call-centre wallboard server.
@@ -209,15 +209,14 @@ fn serve(
             ..ServeOptions::new(config)
         };
         // Rebuild from the store before listening: a board that answers is a complete one.
-        let opening = options.clone();
-        let hub = tokio::task::spawn_blocking(move || server::open_hub(&opening)).await??;
+        let server = Server::open(options).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let demo_note = if demo { " (demo feed running)" } else { "" };
         println!("wallboard: the board is at http://{addr}/{demo_note}");
-        server::serve(listener, std::sync::Arc::new(hub), options, stop_signal()).await?;
+        server.run(listener, stop_signal()).await?;
         Ok(())
     })
 }

@@ -11,9 +11,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::date;
 use serde_json::Value;
+use wallboard::clock::{Clock, WallClock};
 use wallboard::config::Config;
 use wallboard::feed::{Layout, parse_batch};
-use wallboard::hub::{Clock, Hub, StoreSettings, WallClock};
+use wallboard::hub::{Hub, StoreSettings};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -55,7 +56,7 @@ fn journeys() -> String {
 /// The supervisor's detail as published now.
 fn detail(hub: &Hub) -> Value {
     hub.publish();
-    hub.detail().latest().board.clone()
+    hub.detail_feed().latest().board.clone()
 }
 
 fn board(hub: &Hub) -> Value {
@@ -334,7 +335,7 @@ async fn a_restart_records_finished_calls_a_crash_left_out() {
         let received = "2026-11-20T12:00:00Z".parse().unwrap();
         journal
             .append(
-                &[wallboard::journal::Append {
+                &[wallboard::pipeline::Append {
                     events: &batch,
                     received,
                 }],
@@ -446,7 +447,7 @@ fn a_restart_that_finds_acknowledged_events_missing_logs_an_error() {
         let mut journal = wallboard::journal::Journal::open(&dir).unwrap();
         let batch = events(&journeys());
         let received = "2026-11-20T12:00:00Z".parse().unwrap();
-        let appended = [wallboard::journal::Append {
+        let appended = [wallboard::pipeline::Append {
             events: &batch,
             received,
         }];

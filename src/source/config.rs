@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Context;
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 
 /// Every kind of source, as written in `kind = "..."`.
 const KINDS: &[&str] = &["demo", "queue-log", "ami", "esl", "connect", "taskrouter"];
@@ -140,7 +140,7 @@ impl SourceSettings {
     /// Starts the source; it runs until the server stops.
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
-            SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            SourceSettings::Demo => Some(tokio::spawn(super::demo::run(context))),
             SourceSettings::QueueLog(settings) => Some(tokio::spawn(super::queue_log::run(
                 context,
                 settings.clone(),

@@ -12,6 +12,7 @@
 pub mod ami;
 pub mod checkpoint;
 pub mod config;
+pub mod demo;
 pub mod esl;
 pub mod hosted;
 pub mod offline;
@@ -24,9 +25,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::clock::{Clock, WallClock};
 use crate::engine::IngestReport;
 use crate::event::Event;
-use crate::hub::{Clock, Hub, WallClock};
+use crate::hub::Hub;
 use crate::journal::JournalError;
 use crate::shutdown::Signal;
 

@@ -78,7 +78,7 @@ pub async fn snapshot(
     State(app): State<Arc<AppState>>,
     Query(query): Query<SnapshotQuery>,
 ) -> Result<Response, WebError> {
-    let latest = app.hub.latest();
+    let latest = app.hub.current();
     let Some(day) = query.day else {
         return Ok(json_text(latest.json.clone()));
     };
@@ -98,7 +98,8 @@ pub async fn snapshot(
 /// `GET /api/supervisor`: the supervisor's detail (live calls, agents,
 /// callers to call back, calls per 15 minutes), with its `seq`.
 pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
-    json_text(app.hub.detail().latest().json.clone())
+    app.hub.catch_up();
+    json_text(app.hub.detail_feed().latest().json.clone())
 }
 
 /// `GET /api/sources`: each telephony source's state.

@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use crate::hub::{Feed, Hub};
+use crate::hub::Hub;
+use crate::publish::Feed;
 
 /// Clients send almost nothing: a small read buffer (tungstenite's default is 128 KiB).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -22,7 +23,7 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 
 /// Upgrades to the board's WebSocket.
 pub async fn upgrade(State(app): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
-    upgrade_to(ws, app, Hub::board)
+    upgrade_to(ws, app, Hub::board_feed)
 }
 
 /// Upgrades to the supervisor's detail WebSocket (caller numbers, agent names).
@@ -30,7 +31,7 @@ pub async fn upgrade_supervisor(
     State(app): State<Arc<AppState>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade_to(ws, app, Hub::detail)
+    upgrade_to(ws, app, Hub::detail_feed)
 }
 
 fn upgrade_to(ws: WebSocketUpgrade, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) -> Response {
@@ -58,6 +59,11 @@ impl Drop for ClientGuard<'_> {
     }
 }
 
+/// A published message as a WebSocket text message (it was serialized as JSON, so UTF-8).
+fn text(json: bytes::Bytes) -> Message {
+    Message::Text(Utf8Bytes::try_from(json).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+}
+
 async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let hub: &Hub = &app.hub;
     let _guard = ClientGuard::new(&hub.counters().clients);
@@ -67,11 +73,7 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let mut frames = feed.subscribe();
     let snapshot = feed.latest();
     let mut seq = snapshot.seq;
-    if sink
-        .send(Message::Text(snapshot.snapshot_message()))
-        .await
-        .is_err()
-    {
+    if sink.send(text(snapshot.snapshot_message())).await.is_err() {
         return;
     }
 
@@ -88,13 +90,13 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
                 Ok(frame) if frame.seq <= seq => continue,
                 Ok(frame) if frame.seq == seq + 1 => {
                     seq = frame.seq;
-                    Message::Text(frame.text)
+                    text(frame.text)
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {
                     hub.counters().resyncs.fetch_add(1, Ordering::Relaxed);
                     let snapshot = feed.latest();
                     seq = snapshot.seq;
-                    Message::Text(snapshot.snapshot_message())
+                    text(snapshot.snapshot_message())
                 }
                 Err(RecvError::Closed) => break,
             },

@@ -17,7 +17,7 @@ pub use map::{Arrival, Mapper};
 
 use super::config::kind_settings;
 use super::{Mapped, Naming, Skipped};
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use wire::Frame;
 
 /// How often we ping, and how long a ping may go unanswered.

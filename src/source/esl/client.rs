@@ -55,9 +55,17 @@ pub enum EslError {
 #[derive(Debug)]
 pub enum Frame {
     /// Headers and body.
-    Full { headers: Headers, body: Vec<u8> },
+    Full {
+        /// The frame's own headers (`Content-Type`, `Content-Length`...).
+        headers: Headers,
+        /// The body (`Content-Length` bytes), empty when there is none.
+        body: Vec<u8>,
+    },
     /// A body over [`MAX_BODY_BYTES`], read past and dropped.
-    Oversized { length: usize },
+    Oversized {
+        /// Its `Content-Length`.
+        length: usize,
+    },
 }
 
 /// Runs the source until the server stops.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use crate::event::Event;
 use crate::feed::FileError;
 use crate::source::{Naming, config::kind_settings, offline};

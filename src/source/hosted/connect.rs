@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{RecordError, RequestError, string_map, valid};
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use crate::event::{Direction, EndedBy, Event, EventKind};
 use crate::source::config::Naming;
 use crate::source::{Mapped, Skipped};

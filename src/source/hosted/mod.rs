@@ -10,7 +10,7 @@ pub mod taskrouter;
 
 use std::collections::BTreeMap;
 
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use crate::event::Event;
 
 /// Why one vendor record could not be read: the field at fault and what is wrong.

@@ -12,7 +12,7 @@ use serde_json::Value;
 use sha1::Sha1;
 
 use super::{RecordError, RequestError, string, string_map, truncated, valid};
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use crate::event::{AgentStatus, Direction, EndedBy, Event, EventKind, MAX_REASON_BYTES};
 use crate::source::config::Naming;
 use crate::source::{Mapped, Skipped};

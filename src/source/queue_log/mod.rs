@@ -72,7 +72,7 @@ impl Settings {
             ("wrapup_secs", settings.wrapup_secs),
         ] {
             if value.is_some_and(|v| v > MAX_WAIT_SECS) {
-                return Err(crate::config::invalid(
+                return Err(crate::config::error::invalid(
                     &format!("{key}.{name}"),
                     format!("must be at most {MAX_WAIT_SECS}"),
                 ));

@@ -4,13 +4,19 @@
 //! replay can always rebuild: each finished call as it last counted (past
 //! days) and each agent's latest status.
 
+mod prune;
+mod rebuild;
+
+pub use prune::Pruner;
+pub use rebuild::restore;
+
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::engine::{AgentEntry, Counted};
+use crate::engine::Changes;
 use crate::event::{AgentStatus, Event};
 use crate::outcome::{Outcome, Verdict};
 
@@ -96,6 +102,9 @@ pub enum JournalError {
         /// Why.
         message: String,
     },
+    /// A group commit failed; every batch in the group shares its error.
+    #[error("committing events: {0}")]
+    Commit(std::sync::Arc<JournalError>),
     /// The store failed SQLite's integrity check: refused, never served.
     #[error(
         "store {path} is damaged ({problem}); the server will not serve it. Restore a backup \
@@ -126,23 +135,6 @@ pub struct FinishedRow {
     pub verdict: Verdict,
 }
 
-/// Rows derived from the events (rebuildable by replaying them): finished
-/// calls as they count now, and agents as they are now.
-#[derive(Debug, Default)]
-pub struct Derived {
-    /// Finished calls whose count changed.
-    pub finished: Vec<(String, Counted)>,
-    /// Agents whose state changed.
-    pub agents: Vec<(String, AgentEntry)>,
-}
-
-impl Derived {
-    /// Whether there is nothing to record.
-    pub fn is_empty(&self) -> bool {
-        self.finished.is_empty() && self.agents.is_empty()
-    }
-}
-
 /// An agent as the store last recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRow {
@@ -156,14 +148,6 @@ pub struct AgentRow {
     pub queues: Vec<String>,
     /// Why it is away, if told.
     pub reason: Option<String>,
-}
-
-/// One batch to append: its events and the engine time it is applied at.
-pub struct Append<'a> {
-    /// The events, all valid.
-    pub events: &'a [Event],
-    /// The engine's now when applied.
-    pub received: Timestamp,
 }
 
 /// The side file that records, outside the WAL, the last seq acknowledged.
@@ -381,8 +365,8 @@ impl Journal {
     /// Returns, per batch, which of its events were new (not a repeated id).
     pub fn append(
         &mut self,
-        batches: &[Append<'_>],
-        derived: &Derived,
+        batches: &[crate::pipeline::Append<'_>],
+        derived: &Changes,
     ) -> Result<Vec<Vec<bool>>, JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
@@ -433,7 +417,7 @@ impl Journal {
 
     /// Records derived rows, with every event appended so far applied (they
     /// may lag the events; the watermark says how far they are complete).
-    pub fn record_derived(&mut self, derived: &Derived) -> Result<(), JournalError> {
+    pub fn record_derived(&mut self, derived: &Changes) -> Result<(), JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
             path: path.clone(),
@@ -702,7 +686,7 @@ impl Journal {
 /// event seq whose effects they include).
 fn write_derived(
     tx: &rusqlite::Transaction<'_>,
-    derived: &Derived,
+    derived: &Changes,
     through: i64,
 ) -> rusqlite::Result<()> {
     let mut agent = tx.prepare_cached(
@@ -720,7 +704,7 @@ fn write_derived(
             a.reason
         ])?;
     }
-    let finished = &derived.finished;
+    let finished = &derived.counted;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
@@ -734,6 +718,7 @@ fn write_derived(
            agent = excluded.agent, caller = excluded.caller, finished_at = excluded.finished_at",
     )?;
     for (call, c) in finished {
+        let call: &str = call;
         let v = &c.verdict;
         upsert.execute(params![
             call,
