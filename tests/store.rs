@@ -56,12 +56,12 @@ fn journeys() -> String {
 /// The supervisor's detail as published now.
 fn detail(hub: &Hub) -> Value {
     hub.publish();
-    hub.detail_feed().latest().board.clone()
+    hub.detail_feed().latest().document.clone()
 }
 
 fn board(hub: &Hub) -> Value {
     hub.publish();
-    hub.latest().board.clone()
+    hub.latest().document.clone()
 }
 
 /// A restart rebuilds exactly the board that was there (with the same clock):

@@ -26,8 +26,8 @@ const BACKLOG: usize = 256;
 pub struct Published {
     /// The last delta folded into it.
     pub seq: u64,
-    /// The document without `seq`.
-    pub board: Value,
+    /// The document (board or detail) without `seq`.
+    pub document: Value,
     /// The snapshot JSON (the document with `seq`), serialized once and
     /// shared by every request for it.
     pub json: Bytes,
@@ -39,9 +39,9 @@ pub struct Published {
 }
 
 impl Published {
-    fn new(key: &'static str, seq: u64, board: Value) -> Published {
+    fn new(key: &'static str, seq: u64, document: Value) -> Published {
         // `seq` goes in front of the serialized object (not into a copy of it).
-        let body = board.to_string();
+        let body = document.to_string();
         let json = match body.strip_prefix('{') {
             Some("}") | None => format!(r#"{{"seq":{seq}}}"#),
             Some(rest) => format!(r#"{{"seq":{seq},{rest}"#),
@@ -49,7 +49,7 @@ impl Published {
         Published {
             seq,
             json: json.into(),
-            board,
+            document,
             key,
             message: OnceLock::new(),
         }
@@ -111,7 +111,7 @@ impl Feed {
     /// publish one feed from one place at a time (the hub's publish lock).
     pub fn publish(&self, value: Value) {
         let previous = self.latest();
-        let Some(patch) = patch::diff(&previous.board, &value) else {
+        let Some(patch) = patch::diff(&previous.document, &value) else {
             return;
         };
         let seq = previous.seq + 1;

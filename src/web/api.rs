@@ -85,7 +85,7 @@ pub async fn snapshot(
     let day: Date = day
         .parse()
         .map_err(|_| WebError::BadRequest(format!("day {day:?} is not a date like 2026-11-20")))?;
-    if latest.board.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
+    if latest.document.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
         return Ok(json_text(latest.json.clone()));
     }
     match app.hub.past_day(day).await {

@@ -131,7 +131,7 @@ pub struct BoardPage {
 
 fn render(app: &AppState, board: &Board) -> BoardPage {
     let latest = app.hub.latest();
-    let json = &latest.board;
+    let json = &latest.document;
     let tiles = tiles(board, json);
     let tz = app.config.engine.day.time_zone();
     let now = board_now(json);
