@@ -641,6 +641,12 @@ impl Engine {
         count_of(&self.settings, finished_at, verdict)
     }
 
+    /// Whether "now" is known: always on the wall clock; on a feed clock,
+    /// once an event has moved it (before that, "today" would be 1970-01-01).
+    pub fn knows_now(&self) -> bool {
+        !(self.settings.feed_clock && self.now == Timestamp::UNIX_EPOCH)
+    }
+
     /// Today's site day.
     pub fn today(&self) -> Date {
         self.today

@@ -102,7 +102,7 @@ impl Hub {
     }
 
     fn assemble(pipeline: Pipeline, store: Option<StoreSettings>) -> Hub {
-        let board = board_of(&pipeline.state().engine, &[]);
+        let board = snapshot::today(&pipeline.state().engine);
         Hub {
             pipeline,
             board: Feed::new("board", board),
@@ -236,11 +236,8 @@ impl Hub {
         let (board, detail) = {
             let mut state = self.pipeline.current();
             let state = &mut *state;
-            let mut detail = supervisor::detail(&state.engine, &mut state.ledger);
-            if no_day_yet(&state.engine) {
-                detail["day"] = Value::Null;
-            }
-            (board_of(&state.engine, &groups), detail)
+            let detail = supervisor::detail(&state.engine, &mut state.ledger);
+            (snapshot::today_with_groups(&state.engine, &groups), detail)
         };
         self.board.publish(board);
         self.detail.publish(detail);
@@ -261,19 +258,4 @@ impl Hub {
             self.publish();
         }
     }
-}
-
-/// Today's board; under a feed clock that has seen no event yet, without a day
-/// (the engine's "today" would be 1970-01-01).
-fn board_of(engine: &Engine, groups: &[(String, Vec<String>)]) -> Value {
-    let mut board = snapshot::today_with_groups(engine, groups);
-    if no_day_yet(engine) {
-        board["day"] = Value::Null;
-    }
-    board
-}
-
-/// Whether "now" is still unknown: a feed clock before its first event.
-fn no_day_yet(engine: &Engine) -> bool {
-    engine.settings().feed_clock && engine.now() == jiff::Timestamp::UNIX_EPOCH
 }

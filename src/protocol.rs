@@ -25,8 +25,9 @@ pub use crate::stats::Figures;
 pub struct TodayBoard {
     /// The server's now, to the millisecond (feed time with `--clock feed`).
     pub now: Timestamp,
-    /// The site day the figures cover.
-    pub day: Date,
+    /// The site day the figures cover; `null` under a feed clock that has
+    /// seen no event yet (its "now" is still unknown).
+    pub day: Option<Date>,
     /// The site's time zone, an IANA name.
     pub timezone: String,
     /// Calls in progress, by state.

@@ -98,7 +98,7 @@ pub fn today_board(engine: &Engine, groups: &[(String, Vec<String>)]) -> TodayBo
     let window = engine.window();
     TodayBoard {
         now: to_millis(engine.now()),
-        day: today,
+        day: engine.knows_now().then_some(today),
         timezone: engine.settings().day.time_zone_name(),
         live: LiveFigures::from(engine.live()),
         agents: agents_where(engine, |_| true),

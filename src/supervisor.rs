@@ -116,7 +116,7 @@ pub fn detail(engine: &Engine, ledger: &mut Ledger) -> Value {
     };
     let (live_total, live_calls) = live_calls(engine);
     json!({
-        "day": engine.today(),
+        "day": engine.knows_now().then(|| engine.today()),
         "live_calls": live_calls,
         "live_calls_total": live_total,
         "agents": agents(engine),
