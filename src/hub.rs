@@ -19,8 +19,10 @@ use crate::engine::{Engine, EngineSettings, IngestReport, Scope};
 use crate::event::Event;
 use crate::journal::{self, Journal, JournalError};
 use crate::pipeline::{Pipeline, SqliteLog};
+use crate::protocol::to_value;
 use crate::publish::{FOLD_WINDOW, Feed, Frame, Published, TICK};
 use crate::snapshot;
+use crate::source::Sources;
 use crate::supervisor::{self, Ledger};
 
 /// The durable store's settings.
@@ -61,6 +63,9 @@ pub struct Hub {
     store: Option<StoreSettings>,
     /// (board, queues) of boards with a queue filter, summed in the snapshot.
     groups: RwLock<Vec<(String, Vec<String>)>>,
+    /// The sources whose state the board and the detail show, and the wall
+    /// clock their times are in.
+    sources: RwLock<Option<(Arc<Sources>, WallClock)>>,
 }
 
 impl Hub {
@@ -112,6 +117,7 @@ impl Hub {
             counters: Counters::default(),
             store,
             groups: RwLock::new(Vec::new()),
+            sources: RwLock::new(None),
         }
     }
 
@@ -171,6 +177,12 @@ impl Hub {
     /// Sets the queue groups the board sums for boards with a queue filter.
     pub fn set_groups(&self, groups: Vec<(String, Vec<String>)>) {
         *self.groups.write().unwrap_or_else(|p| p.into_inner()) = groups;
+    }
+
+    /// Sets the sources whose state is published (`feeds_down` on the board,
+    /// `sources` in the detail); `wall` is the clock of their times.
+    pub fn set_sources(&self, sources: Arc<Sources>, wall: WallClock) {
+        *self.sources.write().unwrap_or_else(|p| p.into_inner()) = Some((sources, wall));
     }
 
     /// The board of a past day as it ended (with its late corrections), from
@@ -233,13 +245,23 @@ impl Hub {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let (board, detail) = {
+        let (mut board, mut detail) = {
             let mut state = self.pipeline.current();
             let state = &mut *state;
             let detail = supervisor::detail(&state.engine, &mut state.ledger);
-            (snapshot::today_with_groups(&state.engine, &groups), detail)
+            (snapshot::today_board(&state.engine, &groups), detail)
         };
-        self.board.publish(board);
+        let sources = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((sources, wall)) = sources {
+            let now = wall();
+            board.feeds_down = sources.feeds_down(now);
+            detail["sources"] = supervisor::sources(&sources.views(), now);
+        }
+        self.board.publish(to_value(&board));
         self.detail.publish(detail);
     }
 
@@ -249,9 +271,18 @@ impl Hub {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
+        let sources = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // Without sources, a Notify never notified.
+        let sources_changed = sources.map(|(s, _)| s.changed()).unwrap_or_default();
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
+                // A source went down or came back: boards show it now, not on the next tick.
+                () = sources_changed.notified() => {}
                 () = self.pipeline.applied().notified() => tokio::time::sleep(FOLD_WINDOW).await,
                 _ = tick.tick() => {}
             }

@@ -8,7 +8,7 @@
 //! Merge Patch (where `null` deletes) can carry every change exactly. The
 //! `seq` of a published board is added by the hub, beside these fields.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -45,6 +45,30 @@ pub struct TodayBoard {
     /// Board name → the figures of its queues summed (boards with a queue filter).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub groups: BTreeMap<String, Group>,
+    /// Source name → since when it is down, for the sources that are down
+    /// (left out when none is; see `source::status` for the rule).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feeds_down: BTreeMap<String, FeedDown>,
+}
+
+/// A source that is down, as boards show it ("feed down since 10:42").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedDown {
+    /// When it stopped feeding.
+    pub since: Timestamp,
+    /// The queues its events named; empty when it has fed none yet, and
+    /// then every board shows it (it may feed any of them).
+    pub queues: BTreeSet<String>,
+}
+
+impl FeedDown {
+    /// Whether a board over `board_queues` (empty: every queue) shows it.
+    pub fn concerns(&self, board_queues: &[String]) -> bool {
+        board_queues.is_empty()
+            || self.queues.is_empty()
+            || board_queues.iter().any(|q| self.queues.contains(q))
+    }
 }
 
 /// A past day's board, from its final tallies: no live figures.

@@ -165,6 +165,7 @@ async fn serve_checked(
         sources: sources.clone(),
     });
     hub.set_groups(state.config.boards.queue_groups());
+    hub.set_sources(sources.clone(), options.wall.clone());
     hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
     let checkpoints = Checkpoints::new(options.data_dir.as_deref());

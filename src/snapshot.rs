@@ -114,6 +114,8 @@ pub fn today_board(engine: &Engine, groups: &[(String, Vec<String>)]) -> TodayBo
             .iter()
             .map(|(name, members)| (name.clone(), group(engine, scope, members)))
             .collect(),
+        // The hub adds the sources' state: the engine does not know it.
+        feeds_down: BTreeMap::new(),
     }
 }
 

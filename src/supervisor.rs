@@ -17,6 +17,7 @@ use crate::call::LiveState;
 use crate::engine::{Changes, Counted, Engine};
 use crate::event::EventKind;
 use crate::outcome::Outcome;
+use crate::source::status::StatusView;
 
 /// Live calls listed at most (the count of all is sent too).
 pub const MAX_LIVE_CALLS: usize = 500;
@@ -281,6 +282,22 @@ fn chart(engine: &Engine, ledger: &Ledger) -> Value {
         "bin_minutes": BIN.as_mins(),
         "definitions": definitions,
     })
+}
+
+/// The sources as the supervisor lists them, in configuration order: their
+/// status (without their queues) and, for those down at `now`, `down_since`.
+pub fn sources(views: &[StatusView], now: Timestamp) -> Value {
+    let listed = views.iter().map(|view| {
+        let mut source = json!(view);
+        if let Some(object) = source.as_object_mut() {
+            object.remove("queues");
+            if let Some(since) = view.down_since(now) {
+                object.insert("down_since".to_owned(), json!(since));
+            }
+        }
+        source
+    });
+    Value::Array(listed.collect())
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 // (data-cue-warn / data-cue-alert on the body), ticks "since" tiles and the
 // clock every second from the server's clock, lays the grid out for the real
 // screen, fits the numbers to their tiles, and says plainly when the figures
-// are stale. The formatting and threshold rules are tiles.js's.
+// are stale, or that a feed of its queues is down (the board's feeds_down,
+// as pages.rs renders it first). The formatting and threshold rules are tiles.js's.
 (() => {
   'use strict';
 
@@ -32,6 +33,9 @@
   const statusEl = document.getElementById('status');
   const clockEl = document.getElementById('clock');
   const timeZone = body.dataset.timezone || undefined;
+  const feedDownEl = document.getElementById('feed-down');
+  let boardQueues = [];
+  try { boardQueues = JSON.parse(body.dataset.queues || '[]'); } catch (_) { /* every queue */ }
 
   let board = null;
   let seq = Number(body.dataset.seq || 0);
@@ -99,6 +103,23 @@
     for (const el of values) el.style.fontSize = chosen;
   }
 
+  // "Feed down since 10:42 · pbx": the feeds down that serve this board's
+  // queues (a feed that named no queue yet may serve any), the earliest
+  // outage's time (pages.rs feed_down_line has the same rule).
+  function renderFeedDown() {
+    const concerns = (f) => boardQueues.length === 0 || !f.queues || f.queues.length === 0
+      || boardQueues.some((q) => f.queues.includes(q));
+    const down = Object.entries((board && board.feeds_down) || {}).filter(([, f]) => concerns(f))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let text = '';
+    if (down.length) {
+      const since = Math.min(...down.map(([, f]) => Date.parse(f.since)));
+      text = `Feed down since ${pageTime.timeOfDay(since, false)} · ${down.map(([name]) => name).join(', ')}`;
+    }
+    if (feedDownEl.textContent !== text) feedDownEl.textContent = text;
+    feedDownEl.hidden = !text;
+  }
+
   function renderStatus() {
     pageTime.renderStatus([live], statusEl, clockEl, body);
   }
@@ -108,6 +129,7 @@
     seq = docSeq;
     pageTime.sync(board.now);
     render();
+    renderFeedDown();
     renderStatus();
   }
 

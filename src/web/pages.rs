@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::{AppState, WebError};
 pub use crate::board::Format;
 use crate::board::{Board, TileState, board_now, lookup};
+use crate::protocol::FeedDown;
 
 /// One stat tile as rendered.
 #[derive(Debug, Clone)]
@@ -99,6 +100,20 @@ pub fn time_of_day(now: Timestamp, tz: &TimeZone) -> String {
     now.to_zoned(tz.clone()).strftime("%H:%M:%S").to_string()
 }
 
+/// The "feed down since 10:42 · pbx" line of a board over `queues` (empty:
+/// every queue), from the board document's `feeds_down`; `None` when every
+/// feed it cares about is up. The earliest outage gives the time (site time,
+/// HH:MM); `static/board.js` keeps the same line live.
+pub fn feed_down_line(json: &Value, queues: &[String], tz: &TimeZone) -> Option<String> {
+    let down: std::collections::BTreeMap<String, FeedDown> =
+        serde_json::from_value(json.get("feeds_down")?.clone()).ok()?;
+    let down: Vec<(&String, &FeedDown)> = down.iter().filter(|(_, f)| f.concerns(queues)).collect();
+    let since = down.iter().map(|(_, f)| f.since).min()?;
+    let names: Vec<&str> = down.iter().map(|(name, _)| name.as_str()).collect();
+    let at = since.to_zoned(tz.clone()).strftime("%H:%M");
+    Some(format!("Feed down since {at} · {}", names.join(", ")))
+}
+
 /// A board page.
 #[derive(Template, WebTemplate)]
 #[template(path = "board.html")]
@@ -127,6 +142,10 @@ pub struct BoardPage {
     pub timezone: String,
     /// The clock as rendered (site time).
     pub clock: String,
+    /// The board's queues (empty: every queue), for the script's "feed down" line.
+    pub queues: String,
+    /// The "feed down since 10:42" line as rendered, empty when no feed is down.
+    pub feed_down: String,
 }
 
 fn render(app: &AppState, board: &Board) -> BoardPage {
@@ -153,6 +172,8 @@ fn render(app: &AppState, board: &Board) -> BoardPage {
         now: now.map(|n| n.to_string()).unwrap_or_default(),
         timezone: app.config.engine.day.time_zone_name(),
         clock: now.map(|n| time_of_day(n, tz)).unwrap_or_default(),
+        queues: serde_json::to_string(&board.queues).unwrap_or_default(),
+        feed_down: feed_down_line(json, &board.queues, tz).unwrap_or_default(),
     }
 }
 
@@ -282,6 +303,26 @@ mod tests {
             let columns = grid_columns(n, width.unwrap(), height.unwrap());
             assert_eq!(columns, case["columns"], "{case}");
         }
+    }
+
+    #[test]
+    fn the_feed_down_line_names_the_feeds_of_the_boards_queues() {
+        let board = json!({"feeds_down": {
+            "east": {"since": "2026-11-20T10:42:30Z", "queues": ["sales"]},
+            "west": {"since": "2026-11-20T11:05:00Z", "queues": ["support"]},
+            "new": {"since": "2026-11-20T11:30:00Z", "queues": []}}});
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let line = |queues: &[&str]| {
+            let queues: Vec<String> = queues.iter().map(|q| q.to_string()).collect();
+            feed_down_line(&board, &queues, &tz)
+        };
+        let every = Some("Feed down since 11:42 · east, new, west".to_owned());
+        assert_eq!(line(&[]), every);
+        let sales = Some("Feed down since 11:42 · east, new".to_owned());
+        assert_eq!(line(&["sales", "billing"]), sales);
+        let support = Some("Feed down since 12:05 · new, west".to_owned());
+        assert_eq!(line(&["support"]), support);
+        assert_eq!(feed_down_line(&json!({}), &[], &tz), None);
     }
 
     #[test]
