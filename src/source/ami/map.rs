@@ -95,10 +95,13 @@ struct Emit<'a> {
 
 impl Emit<'_> {
     fn push(&mut self, call: Option<&str>, at: Timestamp, kind: EventKind) {
+        // The slot is the event's type, not its place in the block: a block
+        // read again gives each event the same id whatever the call's state.
+        let slot = usize::from(kind.rank());
         let id = self
             .key
             .as_ref()
-            .map(|key| self.naming.event_id(key.as_bytes(), self.events.len()));
+            .map(|key| self.naming.event_id(key.as_bytes(), slot));
         self.events.push(Event {
             id,
             call: call.map(|c| self.naming.call(c)),
@@ -551,14 +554,28 @@ fn timestamp(b: &Block) -> Option<Timestamp> {
 }
 
 /// The key that makes a block's ids: `Uniqueid`, `Event` and
-/// `SequenceNumber` (else `Timestamp`); with neither, the block has no
-/// dedup key and its events no id, so it is never taken for a repeat.
+/// `SequenceNumber` (else `Timestamp`), as sources.md says; with neither, the
+/// block has no dedup key and its events no id, so it is never taken for a
+/// repeat. Agent events have no `Uniqueid`, and `SequenceNumber` restarts
+/// with Asterisk: the key also holds the `Timestamp` beside the sequence
+/// number, the agent and the queue, so two members' events in one second
+/// (or a number reused after a PBX restart) stay two events.
 fn dedup_key(b: &Block, event: &str) -> Option<String> {
-    let order = b
-        .present("SequenceNumber")
-        .or_else(|| b.present("Timestamp"))?;
+    let sequence = b.present("SequenceNumber");
+    let stamp = b.present("Timestamp");
+    if sequence.is_none() && stamp.is_none() {
+        return None;
+    }
     let uid = b.present("Uniqueid").unwrap_or_default();
-    Some(format!("{uid}\n{event}\n{order}"))
+    let agent = AGENT_KEYS
+        .iter()
+        .find_map(|k| b.present(k))
+        .unwrap_or_default();
+    let queue = b.present("Queue").unwrap_or_default();
+    let (sequence, stamp) = (sequence.unwrap_or_default(), stamp.unwrap_or_default());
+    Some(format!(
+        "{uid}\n{event}\n{sequence}\n{stamp}\n{agent}\n{queue}"
+    ))
 }
 
 fn cut(s: &str, max: usize) -> &str {

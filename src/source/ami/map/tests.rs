@@ -525,14 +525,24 @@ fn ids_come_from_uniqueid_event_and_sequence_else_timestamp_else_none() {
     assert_eq!(a.len(), 2);
     assert!(a[0].as_deref().is_some_and(|id| id.starts_with("pbx:")));
     assert_ne!(a[0], a[1], "each event of a block has its own id");
-    assert_eq!(
+    assert_ne!(
         a,
         ids(seq_other_time),
-        "the sequence number wins over the time"
+        "a sequence number reused after a PBX restart is another event"
     );
     assert_ne!(a, ids(time_only));
     assert_eq!(ids(time_only), ids(time_only), "deterministic");
     assert_eq!(ids(neither), [None, None], "never a duplicate");
+    // Agent events carry no Uniqueid: two members in one second stay two.
+    let member = |name: &str| {
+        format!(
+            "Event: QueueMemberStatus\nQueue: Q\nMemberName: {name}\nStatus: 1\nTimestamp: 5\n\n"
+        )
+    };
+    let (amy, bob) = (ids(&member("amy")), ids(&member("bob")));
+    assert_eq!(amy.len(), 1);
+    assert_ne!(amy, bob, "distinct members, distinct ids");
+    assert_eq!(amy, ids(&member("amy")), "the same record, the same id");
     let events = map_file(
         b"Event: AgentCalled\nUniqueid: a\nInterface: SIP/1\nSequenceNumber: 1\n\n",
         &naming,
