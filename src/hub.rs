@@ -1,5 +1,5 @@
 //! The hub: the one front the web layer and the sources talk to. Events go
-//! in through [`Hub::ingest`] (the [`pipeline`](crate::pipeline) makes them
+//! in through `Hub::ingest` (the [`pipeline`](crate::pipeline) makes them
 //! durable and applies them); the publisher task folds what changed within a
 //! short window into one delta per document and fans it out (see
 //! [`publish`](crate::publish)).
