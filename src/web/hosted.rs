@@ -109,7 +109,7 @@ pub async fn post_taskrouter(
         .and_then(|v| v.to_str().ok())
         .ok_or(HostedError::Forbidden("X-Twilio-Signature is missing"))?;
     let url = match &settings.public_url {
-        Some(url) => public_url_of(url, &uri),
+        Some(url) => url.clone(),
         None => request_url(&app, &headers, &uri),
     };
     if !settings.signature_valid(&url, &form, signature) {
@@ -119,16 +119,6 @@ pub async fn post_taskrouter(
     }
     let mapped = taskrouter::Mapper::new(&source.naming, &settings.activities).map_request(&form);
     ingest(&app, source, mapped).await
-}
-
-/// The URL Twilio signed, behind a proxy: `public_url`, with the request's
-/// query when `public_url` has none (Twilio signs the query too, and a site
-/// with two TaskRouter sources adds `?source=NAME`).
-fn public_url_of(public: &str, uri: &axum::http::Uri) -> String {
-    match uri.query() {
-        Some(query) if !public.contains('?') => format!("{public}?{query}"),
-        _ => public.to_owned(),
-    }
 }
 
 /// The URL as the client addressed it: `Host` and the path with its query;
@@ -221,20 +211,4 @@ fn no_source(kind: &str, name: Option<&str>) -> HostedError {
             "no source of kind {kind} is configured: add a [[source]] with kind = \"{kind}\" to the configuration"
         ),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::public_url_of;
-
-    #[test]
-    fn a_public_url_takes_the_request_query_unless_it_has_its_own() {
-        let uri: axum::http::Uri = "/api/sources/taskrouter?source=east".parse().unwrap();
-        let public = "https://board.example.com/api/sources/taskrouter";
-        assert_eq!(public_url_of(public, &uri), format!("{public}?source=east"));
-        let own = format!("{public}?source=west");
-        assert_eq!(public_url_of(&own, &uri), own, "as configured");
-        let bare: axum::http::Uri = "/api/sources/taskrouter".parse().unwrap();
-        assert_eq!(public_url_of(public, &bare), public);
-    }
 }
