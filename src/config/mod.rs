@@ -281,7 +281,6 @@ impl Config {
             sources,
             boards,
             retention_days,
-            security,
             engine: EngineSettings {
                 definitions,
                 figures,
@@ -289,9 +288,14 @@ impl Config {
                 window,
                 late_window: Some(late_window),
                 stale_after: Some(stale_after),
+                max_queues: security.limits.max_queues,
+                max_open_calls: security.limits.max_open_calls,
+                max_future: SignedDuration::try_from(security.limits.max_future)
+                    .unwrap_or(SignedDuration::MAX),
                 ..defaults
             },
             default_definition,
+            security,
         })
     }
 }

@@ -57,11 +57,7 @@ pub async fn post_events(
             .rejected_batches
             .fetch_add(1, Ordering::Relaxed);
     })?;
-    let report = app
-        .hub
-        .ingest(events)
-        .await
-        .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    let report = app.hub.ingest(events).await?;
     Ok(Json(
         json!({"accepted": report.accepted, "duplicates": report.duplicates}),
     ))
@@ -172,12 +168,14 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     let c = app.hub.counters();
-    let (late, full, expired, calls) = app.hub.with_engine(|e| {
+    let (late, full, expired, calls, open, folded) = app.hub.with_engine(|e| {
         (
             e.late_events(),
             e.refused_call_full(),
             e.expired_calls(),
             e.calls_in_memory(),
+            e.open_calls(),
+            e.queues_folded(),
         )
     });
     let mut out = String::new();
@@ -228,6 +226,18 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "gauge",
         "Calls held in memory.",
         calls as u64,
+    );
+    metric(
+        "calls_open",
+        "gauge",
+        "Calls not finished yet (limits.max_open_calls caps them).",
+        open as u64,
+    );
+    metric(
+        "queues_folded_total",
+        "counter",
+        "Events whose queue counted under (other): limits.max_queues was reached.",
+        folded,
     );
     metric(
         "ws_clients",
