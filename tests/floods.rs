@@ -230,3 +230,62 @@ async fn a_day_is_served_as_soon_as_it_has_events() {
     let past: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(calls_on(&past), 1, "{past}");
 }
+
+/// A source drops an event dated ahead of the machine's clock and counts it
+/// as skipped; the rest of what it read goes in, and the board keeps its day.
+#[tokio::test]
+async fn a_source_skips_events_dated_ahead() {
+    let dir = temp_dir("source");
+    let log = dir.join("queue_log");
+    // 2026-11-26T08:00:00Z, and a year later.
+    let (today, ahead) = (1_795_680_000_i64, 1_795_680_000_i64 + 365 * 86_400);
+    let call = |t: i64, id: &str| {
+        format!(
+            "{t}|{id}|q1|NONE|ENTERQUEUE||5551|1\n{}|{id}|q1|NONE|ABANDON|1|1|40\n",
+            t + 40
+        )
+    };
+    std::fs::write(
+        &log,
+        [
+            call(today, "c1"),
+            call(ahead, "c2"),
+            call(today + 100, "c3"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let config = format!(
+        "[[source]]\nkind = \"queue-log\"\nname = \"pbx\"\npath = {:?}\nfrom = \"start\"\n",
+        log.display().to_string()
+    );
+    let (wall, _) = manual_clock("2026-11-26T12:00:00Z");
+    let server = TestServer::start_with(ServeOptions {
+        clock: Clock::Feed,
+        wall,
+        ..ServeOptions::new(Config::parse(&config, "test.toml").unwrap())
+    })
+    .await;
+    let status = common::within(async {
+        loop {
+            let (_, text) = server.get("/api/sources").await;
+            let sources: Value = serde_json::from_str(&text).unwrap();
+            let source = sources["sources"][0].clone();
+            if source["skipped"].as_u64() > Some(0) && source["last_event_at"].is_string() {
+                return source;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        status["last_event_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-26"),
+        "{status}"
+    );
+    let board = server.snapshot().await;
+    assert_eq!(board["day"], "2026-11-26", "{board}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
