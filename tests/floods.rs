@@ -92,6 +92,10 @@ async fn an_event_dated_ahead_of_the_machine_is_refused() {
         assert_eq!(reply["index"], 2, "{reply}");
         assert_eq!(reply["field"], "at", "{reply}");
         assert!(reply["error"].as_str().unwrap().contains("`at`"), "{reply}");
+        assert_eq!(
+            metric(&server, "wallboard_batches_rejected_total").await,
+            Some(1)
+        );
         // Nothing of it was applied; a batch within the skew is taken.
         assert_eq!(calls_on(&server.snapshot().await), 0);
         let ahead =
@@ -287,5 +291,65 @@ async fn a_source_skips_events_dated_ahead() {
     );
     let board = server.snapshot().await;
     assert_eq!(board["day"], "2026-11-26", "{board}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A commit that fails (here: another process holds the store's write lock)
+/// is logged as what it is, with its error and that nothing of the batch was
+/// applied; the writer carries on and the next batch goes in.
+#[tokio::test]
+async fn a_failed_commit_is_logged_as_such_and_the_writer_carries_on() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = temp_dir("commit");
+    let log = dir.join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wallboard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--clock", "feed"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let url = format!("http://{addr}/api/events");
+    let client = reqwest::Client::new();
+    let post = |body: String| {
+        let request = client.post(&url).body(body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(post(call("a", "q", "10:00:00")).await, 200);
+
+    let lock = rusqlite::Connection::open(dir.join("wallboard.sqlite3")).unwrap();
+    lock.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    assert_eq!(post(call("b", "q", "10:01:00")).await, 503);
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    assert_eq!(post(call("b", "q", "10:01:00")).await, 200);
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let failed = logged
+        .lines()
+        .find(|l| l.contains("journal commit failed"))
+        .unwrap_or_else(|| panic!("no commit failure logged: {logged}"));
+    assert!(failed.contains("locked"), "the error is in it: {failed}");
+    assert!(
+        failed.contains("nothing of its 1 batches (2 events) was applied"),
+        "{failed}"
+    );
+    assert!(!logged.contains("stopped"), "{logged}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::{AppState, WebError};
 use crate::feed::{self, Layout};
+use crate::pipeline::SubmitError;
 use crate::source::SourceState;
 use crate::source::status::StatusView;
 
@@ -57,7 +58,14 @@ pub async fn post_events(
             .rejected_batches
             .fetch_add(1, Ordering::Relaxed);
     })?;
-    let report = app.hub.ingest(events).await?;
+    let report = app.hub.ingest(events).await.inspect_err(|e| {
+        if matches!(e, SubmitError::Future { .. }) {
+            app.hub
+                .counters()
+                .rejected_batches
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    })?;
     Ok(Json(
         json!({"accepted": report.accepted, "duplicates": report.duplicates}),
     ))
