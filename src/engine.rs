@@ -888,6 +888,64 @@ mod tests {
     }
 
     #[test]
+    fn queue_names_beyond_the_cap_count_under_other() {
+        let settings = EngineSettings {
+            max_queues: 2,
+            ..Default::default()
+        };
+        let mut e = engine(settings, "2026-11-20T12:00:00Z");
+        let on = |call: &str, queue: &str| {
+            ev(
+                call,
+                "2026-11-20T11:00:00Z",
+                K::Queued {
+                    queue: queue.into(),
+                },
+            )
+        };
+        e.ingest(vec![
+            on("a", "x"),
+            on("b", "y"),
+            on("c", "z"),
+            on("d", "x"),
+            on("e", "w"),
+        ]);
+        let queues: Vec<&str> = e.live_queues().keys().map(String::as_str).collect();
+        assert_eq!(queues, [OTHER_QUEUE, "x", "y"]);
+        assert_eq!(e.live_queues()[OTHER_QUEUE].states.iter().sum::<i64>(), 2);
+        assert_eq!(e.queues_folded(), 2);
+    }
+
+    #[test]
+    fn calls_a_batch_would_open() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T12:00:00Z");
+        e.ingest(vec![queued("a", "2026-11-20T11:00:00Z")]);
+        // (events, open now, opening): known calls and calls the batch ends open nothing.
+        let cases = [
+            (vec![queued("a", "2026-11-20T11:01:00Z")], 0),
+            (vec![queued("b", "2026-11-20T11:01:00Z")], 1),
+            (
+                vec![
+                    queued("b", "2026-11-20T11:01:00Z"),
+                    ended("b", "2026-11-20T11:02:00Z"),
+                ],
+                0,
+            ),
+            (
+                vec![
+                    queued("b", "2026-11-20T11:01:00Z"),
+                    queued("b", "2026-11-20T11:01:30Z"),
+                    queued("c", "2026-11-20T11:01:00Z"),
+                ],
+                2,
+            ),
+        ];
+        for (events, opening) in cases {
+            assert_eq!(e.open_calls_after(&events), (1, opening), "{events:?}");
+        }
+    }
+
+    #[test]
     fn midnight_turn_with_the_wall_clock_needs_no_event() {
         let mut e = engine(EngineSettings::default(), "2026-11-20T23:59:00Z");
         e.ingest(vec![
