@@ -349,7 +349,7 @@ impl Hub {
                     .map_err(|_| JournalError::Stopped)?;
                 let answer = answer.await.map_err(|_| JournalError::Stopped)?;
                 answer.map_err(|message| {
-                    tracing::error!("journal commit failed: {message}");
+                    tracing::error!("journal commit failed: {message:?}");
                     JournalError::Stopped
                 })?
             }

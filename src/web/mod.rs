@@ -101,14 +101,14 @@ impl IntoResponse for WebError {
             }
             WebError::NotFound(_) => (StatusCode::NOT_FOUND, json!({"error": self.to_string()})),
             WebError::Unavailable(detail) => {
-                tracing::error!("store unavailable: {detail}");
+                tracing::error!("store unavailable: {detail:?}");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"error": self.to_string()}),
                 )
             }
             WebError::Internal(detail) => {
-                tracing::error!("internal error: {detail}");
+                tracing::error!("internal error: {detail:?}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"error": "internal error"}),
