@@ -101,9 +101,24 @@ async fn a_websocket_client_that_stops_reading_is_dropped() {
     assert_eq!(status, 200);
     within(reader.receive()).await;
     let started = Instant::now();
+    // Then smaller batches into the same queues, so deltas keep coming
+    // without a debug build's server spending its cores on ever larger boards.
     let flooding = tokio::spawn(async move {
-        let status = post_to(&url, flood_batch(1, 5000), "application/x-ndjson").await;
-        assert_eq!(status, 200);
+        for round in 0..10 {
+            let batch: Vec<String> = (0..50)
+                .map(|i| {
+                    json!({
+                        "id": format!("r{round}-{i}"), "call": format!("r{round}-{i}"),
+                        "at": format!("2026-11-20T10:{round:02}:{:02}Z", i % 60),
+                        "type": "queued", "queue": format!("queue-0-{}", i * 100 + round),
+                    })
+                    .to_string()
+                })
+                .collect();
+            let status = post_to(&url, batch.join("\n"), "application/x-ndjson").await;
+            assert_eq!(status, 200);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     });
     // The reading client reads all along, as a board does (checking only
     // each message's type and seq: folding 6 MB deltas in a debug build on a
@@ -231,7 +246,8 @@ impl Drop for Binary {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("the server's stderr:\n{stderr}");
+            let status = self.child.try_wait();
+            eprintln!("the server ({status:?}), its stderr:\n{stderr}");
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
