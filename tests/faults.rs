@@ -436,3 +436,30 @@ async fn close_code(client: WsClient) -> Option<CloseCode> {
     }
     panic!("closed without a Close frame")
 }
+
+/// Item 2's other side: a client that answers pings but sends nothing else
+/// stays connected well past the ping timeout.
+#[tokio::test]
+async fn a_quiet_client_that_answers_pings_stays() {
+    let config = wallboard::config::Config::parse("[limits]\nws_ping_timeout_secs = 1\n", "t.toml")
+        .expect("valid");
+    let server = TestServer::start_with(wallboard::server::ServeOptions {
+        clock: wallboard::hub::Clock::Feed,
+        ..wallboard::server::ServeOptions::new(config)
+    })
+    .await;
+    let mut socket = server.ws().await.into_socket();
+    // Reading answers the pings (tungstenite replies by itself).
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(3500);
+    let mut pings = 0;
+    while let Ok(message) = tokio::time::timeout_at(quiet_until, socket.next()).await {
+        match message {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(_)) => {}
+            other => panic!("the connection ended: {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "pinged every third of the timeout: {pings}");
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(metrics.contains("wallboard_ws_clients 1"), "{metrics}");
+}

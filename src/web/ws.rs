@@ -82,7 +82,8 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let mut reading = tokio::spawn(read(stream, heard.clone()));
     let mut ping = tokio::time::interval(PING_EVERY.min(peer_timeout / 3));
     ping.reset();
-    let mut unanswered_since: Option<Duration> = None;
+    // When the oldest unanswered ping went out ([`Heard`] milliseconds).
+    let mut unanswered_since: Option<u64> = None;
     let shutdown = app.shutdown.clone().wait();
     tokio::pin!(shutdown);
     loop {
@@ -106,10 +107,10 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
             _ = ping.tick() => {
                 // Silence counts from the oldest ping not answered since (a
                 // long send may have delayed the pings themselves).
-                let now = heard.start.elapsed();
+                let now = heard.now();
                 match unanswered_since {
                     Some(sent) if heard.at() >= sent => unanswered_since = Some(now),
-                    Some(sent) if now.saturating_sub(sent) > peer_timeout => break,
+                    Some(sent) if Duration::from_millis(now - sent) > peer_timeout => break,
                     Some(_) => {}
                     None => unanswered_since = Some(now),
                 }
@@ -167,14 +168,20 @@ impl Heard {
         }
     }
 
-    fn now(&self) {
-        let millis = self.start.elapsed().as_millis() as u64;
-        self.millis.store(millis, Ordering::Relaxed);
+    /// Milliseconds since `start`; a message in the same millisecond as a
+    /// ping counts as its answer.
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
     }
 
-    /// When the peer was last heard, since `start`.
-    fn at(&self) -> Duration {
-        Duration::from_millis(self.millis.load(Ordering::Relaxed))
+    /// Records a message from the peer.
+    fn heard(&self) {
+        self.millis.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// When the peer was last heard (milliseconds since `start`).
+    fn at(&self) -> u64 {
+        self.millis.load(Ordering::Relaxed)
     }
 }
 
@@ -184,6 +191,6 @@ async fn read(mut stream: SplitStream<WebSocket>, heard: Arc<Heard>) {
         if let Message::Close(_) = message {
             return;
         }
-        heard.now();
+        heard.heard();
     }
 }
