@@ -328,7 +328,7 @@ fn web_from_raw(raw: RawWeb) -> Result<WebPolicy, ConfigError> {
 }
 
 /// Descriptors kept beyond client connections: the store, logs, the listener,
-/// refusals being answered.
+/// and some 503 refusals being answered.
 pub const FD_RESERVE: u64 = 64;
 
 /// What the process's descriptor limit allows.
