@@ -2,7 +2,8 @@
 //! when a tile turns `warn` or `alert`. Built from the `[[board]]` tables of
 //! the config (errors name the key, e.g. `board[2].tiles[3]`); knows no web.
 //!
-//! A tile reads one value of the board JSON through a dotted path. A board
+//! A tile reads one value of the board JSON ([`crate::protocol`]) through a
+//! dotted path; a test checks every tile's path against a real snapshot. A board
 //! with a queue filter reads the figures the snapshot pre-computes for it
 //! under `groups.NAME` (its queues summed on the server, so ratios stay
 //! exact); a board without one reads the site's figures at the top level.
@@ -13,7 +14,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 use crate::definition::Definition;
 
 /// The name of the board `GET /` shows; a `[[board]]` of that name replaces the built-in one.
@@ -98,6 +99,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format.
+    pub const ALL: [Format; 4] = [Format::Count, Format::Percent, Format::Secs, Format::Since];
+
     /// The name the script knows it by.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -135,9 +139,9 @@ impl Format {
     }
 }
 
-/// Seconds as m:ss (or h:mm:ss).
+/// Seconds as m:ss (or h:mm:ss); a negative time shows as 0:00.
 pub fn clock(secs: f64) -> String {
-    let total = secs.round() as i64;
+    let total = secs.round().max(0.0) as i64;
     let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
     if h > 0 {
         format!("{h}:{m:02}:{s:02}")
@@ -158,6 +162,9 @@ pub enum TileState {
 }
 
 impl TileState {
+    /// Every state, for the page that shows their words.
+    pub const ALL: [TileState; 3] = [TileState::Ok, TileState::Warn, TileState::Alert];
+
     /// `data-state` value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -191,7 +198,7 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// The state of `value` (the browser applies the same rule in `board.js`).
+    /// The state of `value` (the browser applies the same rule in `tiles.js`).
     pub fn state(&self, value: Option<f64>) -> TileState {
         let Some(v) = value else {
             return TileState::Ok;
@@ -298,7 +305,7 @@ impl Board {
 
 /// The prefix of a board's paths in the board JSON: a board with a queue
 /// filter reads its own summed group.
-fn base(name: &str, queues: &[String]) -> String {
+pub fn path_base(name: &str, queues: &[String]) -> String {
     if queues.is_empty() {
         String::new()
     } else {
@@ -330,6 +337,17 @@ fn default_tile_names(definition: &Definition) -> Vec<String> {
         .map(String::from),
     );
     names
+}
+
+/// Every tile a board of `definition` can show (the fixed tiles, then its
+/// boxes), reading under `base` (see [`path_base`]).
+pub fn every_tile(definition: &Definition, base: &str) -> Vec<TileSpec> {
+    FIXED_TILES
+        .iter()
+        .map(|(name, ..)| *name)
+        .chain(definition.boxes().iter().map(String::as_str))
+        .filter_map(|name| tile_spec(name, definition, base))
+        .collect()
 }
 
 /// A tile by name (a fixed tile, else a box of `definition`), reading under `base`.
@@ -496,7 +514,7 @@ fn validate(
             ));
         }
     }
-    let base = base(&raw.name, &queues);
+    let base = path_base(&raw.name, &queues);
     let names = raw.tiles.unwrap_or_else(|| default_tile_names(definition));
     if names.is_empty() {
         return Err(invalid(&format!("{key}.tiles"), "a board needs a tile"));
@@ -728,38 +746,6 @@ mod tests {
     }
 
     #[test]
-    fn thresholds() {
-        let up = above(5.0, 10.0);
-        let down = Threshold {
-            warn: Some(0.8),
-            alert: Some(0.6),
-            below: true,
-        };
-        let warn_only = Threshold {
-            warn: Some(120.0),
-            alert: None,
-            below: false,
-        };
-        let table = [
-            (up, Some(4.0), TileState::Ok),
-            (up, Some(5.0), TileState::Warn),
-            (up, Some(9.9), TileState::Warn),
-            (up, Some(10.0), TileState::Alert),
-            (up, None, TileState::Ok),
-            (down, Some(0.85), TileState::Ok),
-            (down, Some(0.8), TileState::Ok),
-            (down, Some(0.79), TileState::Warn),
-            (down, Some(0.6), TileState::Warn),
-            (down, Some(0.59), TileState::Alert),
-            (down, None, TileState::Ok),
-            (warn_only, Some(500.0), TileState::Warn),
-        ];
-        for (t, v, expected) in table {
-            assert_eq!(t.state(v), expected, "{t:?} at {v:?}");
-        }
-    }
-
-    #[test]
     fn tile_state_reads_the_board() {
         let defs = Definition::built_ins(&BuiltInSettings::default());
         let board = Board::builtin(&defs[0]);
@@ -778,19 +764,5 @@ mod tests {
         assert_eq!(state("longest_waiting"), TileState::Alert);
         assert_eq!(state("service_level"), TileState::Ok);
         assert_eq!(state("answered"), TileState::Ok);
-    }
-
-    #[test]
-    fn formats() {
-        let now = Some("2026-11-20T09:05:00Z".parse().unwrap());
-        assert_eq!(Format::Count.show(Some(&json!(12)), now), "12");
-        assert_eq!(Format::Percent.show(Some(&json!(0.834)), now), "83%");
-        assert_eq!(Format::Secs.show(Some(&json!(65.4)), now), "1:05");
-        assert_eq!(
-            Format::Since.show(Some(&json!("2026-11-20T09:03:10Z")), now),
-            "1:50"
-        );
-        assert_eq!(Format::Since.show(None, now), "–");
-        assert_eq!(Format::Secs.show(Some(&json!(3725)), now), "1:02:05");
     }
 }

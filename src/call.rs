@@ -3,25 +3,8 @@
 
 use jiff::Timestamp;
 
-use crate::event::EventKind;
+use crate::event::{EventKind, HistoryEvent};
 use crate::outcome::{self, Outcome, Verdict};
-
-/// An event of a call's history (the call id is the history's key).
-#[derive(Debug, Clone, PartialEq)]
-pub struct HistoryEvent {
-    /// When it happened.
-    pub at: Timestamp,
-    /// Arrival order, the last tie-breaker of the sort.
-    pub arrival: u64,
-    /// What happened.
-    pub kind: EventKind,
-}
-
-impl HistoryEvent {
-    fn sort_key(&self) -> (Timestamp, u8, u64) {
-        (self.at, self.kind.rank(), self.arrival)
-    }
-}
 
 /// The live state of an unfinished call (outcomes.md "Live boxes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,14 +124,14 @@ impl Call {
         if let Some(at) = self.ended_at() {
             return Status::Finished {
                 at,
-                verdict: outcome::classify(&self.history, at),
+                verdict: outcome::decide(&self.history, at),
             };
         }
         if let Some(at) = self.expired_at {
             let verdict = Verdict {
                 outcome: Outcome::Expired,
                 wait_ms: None,
-                ..outcome::classify(&self.history, at)
+                ..outcome::decide(&self.history, at)
             };
             return Status::Finished { at, verdict };
         }

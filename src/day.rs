@@ -28,12 +28,15 @@ impl DayRule {
         &self.tz
     }
 
-    /// The time zone's IANA name (or its offset when it has none).
+    /// The time zone's IANA name, or its offset when it is a fixed offset
+    /// (no clock read: the domain takes time as a value). Zones come from
+    /// the IANA database, so a rule with neither is not configured; it reads as UTC.
     pub fn time_zone_name(&self) -> String {
-        self.tz
-            .iana_name()
-            .map(str::to_owned)
-            .unwrap_or_else(|| self.tz.to_offset(Timestamp::now()).to_string())
+        match (self.tz.iana_name(), self.tz.to_fixed_offset()) {
+            (Some(name), _) => name.to_owned(),
+            (None, Ok(offset)) => offset.to_string(),
+            (None, Err(_)) => "UTC".to_owned(),
+        }
     }
 
     /// The first instant of local day `date`: the earliest instant whose local

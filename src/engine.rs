@@ -12,10 +12,10 @@ use std::sync::Arc;
 use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 
-use crate::call::{Call, HistoryEvent, Live, LiveState, Status};
+use crate::call::{Call, Live, LiveState, Status};
 use crate::day::DayRule;
 use crate::definition::Definition;
-use crate::event::{AgentStatus, Event, EventKind};
+use crate::event::{AgentStatus, Event, EventKind, HistoryEvent};
 use crate::outcome::Verdict;
 use crate::stats::{Contribution, FigureSettings, Tally};
 
@@ -41,8 +41,8 @@ pub struct EngineSettings {
     /// Ignore events whose id was seen before. Off when a store in front
     /// already refuses repeated ids (its unique index remembers them longer).
     pub dedupe_ids: bool,
-    /// Keep the log of changed finished calls and agents that a store
-    /// records ([`Engine::take_changed`]); without a store nobody reads it.
+    /// Keep the [`Changes`] that [`Engine::take_changes`] hands on (the hub
+    /// reads them; an engine alone, as in `classify`, need not keep them).
     pub track_changes: bool,
 }
 
@@ -190,6 +190,34 @@ struct CallEntry {
     first_arrival: u64,
 }
 
+/// What the engine changed, as it is now: the one stream the store's
+/// derived rows, the supervisor's ledger and the publisher all read. A call
+/// or agent changed twice appears once, with its latest state.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    /// Finished calls whose count changed, as they count now.
+    pub counted: HashMap<Arc<str>, Counted>,
+    /// Agents whose state changed, as they are now.
+    pub agents: HashMap<String, AgentEntry>,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.counted.is_empty() && self.agents.is_empty()
+    }
+
+    /// Adds `newer` on top of these: where both hold a call or an agent, the newer wins.
+    pub fn merge(&mut self, newer: Changes) {
+        if self.is_empty() {
+            *self = newer;
+            return;
+        }
+        self.counted.extend(newer.counted);
+        self.agents.extend(newer.agents);
+    }
+}
+
 /// The whole state of the site.
 pub struct Engine {
     settings: Arc<EngineSettings>,
@@ -214,13 +242,8 @@ pub struct Engine {
     today: Date,
     day_start: Timestamp,
     next_day_start: Timestamp,
-    /// Calls whose count changed since [`Engine::take_changed`] was last called.
-    changed: HashMap<Arc<str>, Counted>,
-    /// The same, for [`Engine::take_newly_counted`] (a second reader: the
-    /// store's writer and the supervisor's ledger drain at different times).
-    newly_counted: HashMap<Arc<str>, Counted>,
-    /// Agents whose state changed since [`Engine::take_changed_agents`].
-    changed_agents: HashMap<String, AgentEntry>,
+    /// What changed since [`Engine::take_changes`] was last called.
+    changes: Changes,
 }
 
 impl Engine {
@@ -250,9 +273,7 @@ impl Engine {
             today,
             day_start,
             next_day_start,
-            changed: HashMap::default(),
-            newly_counted: HashMap::default(),
-            changed_agents: HashMap::default(),
+            changes: Changes::default(),
         }
     }
 
@@ -336,7 +357,7 @@ impl Engine {
                 arrival,
             };
             if self.settings.track_changes {
-                self.changed_agents.insert(agent.clone(), entry.clone());
+                self.changes.agents.insert(agent.clone(), entry.clone());
             }
             self.agents.insert(agent, entry);
         }
@@ -360,29 +381,6 @@ impl Engine {
             arrival: 0,
         };
         self.agents.insert(agent, entry);
-    }
-
-    /// Gives back changes taken with [`Engine::take_changed`] and
-    /// [`Engine::take_changed_agents`] that could not be recorded; a change
-    /// made since then is newer and stays.
-    pub fn put_back_changed(
-        &mut self,
-        finished: Vec<(String, Counted)>,
-        agents: Vec<(String, AgentEntry)>,
-    ) {
-        for (call, counted) in finished {
-            self.changed.entry(Arc::from(call)).or_insert(counted);
-        }
-        for (agent, entry) in agents {
-            self.changed_agents.entry(agent).or_insert(entry);
-        }
-    }
-
-    /// The agents whose state changed since the last call of this, as they are now.
-    pub fn take_changed_agents(&mut self) -> Vec<(String, AgentEntry)> {
-        std::mem::take(&mut self.changed_agents)
-            .into_iter()
-            .collect()
     }
 
     /// Adds an event to its call and recounts the call, unless it came too
@@ -453,11 +451,10 @@ impl Engine {
         let old_live = entry.live.take();
         let old_indexed = entry.indexed_last_at.take();
         if old_counted != counted {
-            if let Some(new) = &counted {
-                if self.settings.track_changes {
-                    self.changed.insert(key.clone(), new.clone());
-                }
-                self.newly_counted.insert(key.clone(), new.clone());
+            if let Some(new) = &counted
+                && self.settings.track_changes
+            {
+                self.changes.counted.insert(key.clone(), new.clone());
             }
             if let Some(old) = &old_counted {
                 self.count(key, old, -1);
@@ -494,6 +491,11 @@ impl Engine {
         if self.keeps_day(counted.day) {
             let day = self.days.entry(counted.day).or_default();
             day.apply(counted, sign, &settings);
+            if day.all.is_empty() {
+                // A late event moved its only call to another day: the day
+                // holds nothing, as if never counted (else it would list).
+                self.days.remove(&counted.day);
+            }
         }
         let index_key = (counted.finished_at, key.clone());
         if sign > 0 {
@@ -639,6 +641,12 @@ impl Engine {
         count_of(&self.settings, finished_at, verdict)
     }
 
+    /// Whether "now" is known: always on the wall clock; on a feed clock,
+    /// once an event has moved it (before that, "today" would be 1970-01-01).
+    pub fn knows_now(&self) -> bool {
+        !(self.settings.feed_clock && self.now == Timestamp::UNIX_EPOCH)
+    }
+
     /// Today's site day.
     pub fn today(&self) -> Date {
         self.today
@@ -712,17 +720,10 @@ impl Engine {
             .filter_map(|(k, e)| e.live.as_ref().map(|l| (&**k, l)))
     }
 
-    /// The finished calls whose count changed since the last call, as they count now.
-    pub fn take_changed(&mut self) -> Vec<(Arc<str>, Counted)> {
-        std::mem::take(&mut self.changed).into_iter().collect()
-    }
-
-    /// The finished calls whose count changed since the last call of this
-    /// (independent of [`Engine::take_changed`]), as they count now.
-    pub fn take_newly_counted(&mut self) -> Vec<(Arc<str>, Counted)> {
-        std::mem::take(&mut self.newly_counted)
-            .into_iter()
-            .collect()
+    /// What changed since the last call (with `track_changes`), taken once:
+    /// whoever drains it hands it to every consumer.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
     }
 
     /// The sorted history of a call in memory.
@@ -910,6 +911,21 @@ mod tests {
         let today = e.day(e.today()).unwrap();
         assert_eq!(today.all.outcome_count(Outcome::Expired), 0);
         assert_eq!(today.all.outcome_count(Outcome::QueueAbandoned), 1);
+    }
+
+    #[test]
+    fn a_call_moved_to_another_day_leaves_no_empty_day() {
+        // Two `ended`, the later one first: the call counts after midnight,
+        // then moves back to the day of its first `ended`.
+        let mut e = engine(EngineSettings::default(), "2026-11-22T00:10:00Z");
+        e.ingest(vec![
+            queued("a", "2026-11-21T23:55:00Z"),
+            ended("a", "2026-11-22T00:00:02Z"),
+        ]);
+        assert_eq!(day_calls(&e, date(2026, 11, 22)), 1);
+        e.ingest(vec![ended("a", "2026-11-21T23:57:41Z")]);
+        let days: Vec<Date> = e.days().map(|(d, _)| *d).collect();
+        assert_eq!(days, [date(2026, 11, 21)], "no empty day is kept");
     }
 
     #[test]

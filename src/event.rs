@@ -99,23 +99,31 @@ impl AgentStatus {
 pub enum EventKind {
     /// A new interaction.
     CallStarted {
+        /// Inbound or outbound.
         direction: Direction,
+        /// Voice, chat... as the source names it.
         channel: String,
+        /// The caller's number.
         #[serde(skip_serializing_if = "Option::is_none")]
         from: Option<String>,
+        /// The number dialled.
         #[serde(skip_serializing_if = "Option::is_none")]
         to: Option<String>,
+        /// The line (DDI) the call came in on.
         #[serde(skip_serializing_if = "Option::is_none")]
         line: Option<String>,
+        /// Placed by a dialer (outbound campaigns).
         dialer: bool,
     },
     /// Welcome audio or an IVR menu.
     IvrStarted {
+        /// The menu played.
         #[serde(skip_serializing_if = "Option::is_none")]
         menu: Option<String>,
     },
     /// The caller chose something in the IVR.
     IvrInput {
+        /// The digits pressed.
         #[serde(skip_serializing_if = "Option::is_none")]
         digits: Option<String>,
     },
@@ -123,27 +131,41 @@ pub enum EventKind {
     Closed,
     /// The caller was served by SMS or recorded information.
     SelfServed {
+        /// How it was served (SMS, recorded information...).
         #[serde(skip_serializing_if = "Option::is_none")]
         how: Option<String>,
     },
     /// Routed to a destination the site ignores.
     DeadEnd,
     /// Joined a queue.
-    Queued { queue: String },
+    Queued {
+        /// The queue.
+        queue: String,
+    },
     /// An agent's phone rings.
     Offered {
+        /// The agent.
         agent: String,
+        /// The queue.
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
     },
     /// The agent declined or did not answer in time.
-    Declined { agent: String },
+    Declined {
+        /// The agent.
+        agent: String,
+    },
     /// An agent accepted.
-    Answered { agent: String },
+    Answered {
+        /// The agent.
+        agent: String,
+    },
     /// The answering agent transferred the caller.
     Transferred {
+        /// The queue transferred to.
         #[serde(skip_serializing_if = "Option::is_none")]
         to_queue: Option<String>,
+        /// The agent transferred to.
         #[serde(skip_serializing_if = "Option::is_none")]
         to_agent: Option<String>,
     },
@@ -153,17 +175,24 @@ pub enum EventKind {
     CallbackRequested,
     /// The queue's maximum wait was reached.
     TimedOut {
+        /// The queue.
         #[serde(skip_serializing_if = "Option::is_none")]
         queue: Option<String>,
     },
     /// Outbound: the agent dropped a pre-recorded voicemail.
     VoicemailDropped,
     /// The interaction is over.
-    Ended { by: EndedBy },
+    Ended {
+        /// Who ended it.
+        by: EndedBy,
+    },
     /// An agent's state changed (no `call`).
     AgentStatus {
+        /// The agent.
         agent: String,
+        /// Its new status.
         status: AgentStatus,
+        /// The queues it serves, when the source says (else unchanged).
         #[serde(skip_serializing_if = "Option::is_none")]
         queues: Option<Vec<String>>,
         /// Why the agent is away (a pause reason), when the source says.
@@ -350,10 +379,16 @@ trait FieldSource {
     fn timestamp(&self, name: &str) -> Result<Timestamp, EventError> {
         let text = self.required_str(name, 64)?;
         text.parse::<Timestamp>().map_err(|_| {
-            EventError::field(
-                name,
-                format!("{text:?} is not an RFC 3339 timestamp with an offset or Z"),
-            )
+            // Well-formed but past what a timestamp holds (`9999-12-31T23:59:59Z`
+            // is valid RFC 3339): say so, rather than blame the syntax.
+            let well_formed = jiff::fmt::temporal::Pieces::parse(text)
+                .is_ok_and(|p| p.offset().is_some() && p.time().is_some());
+            let why = if well_formed {
+                "is out of range"
+            } else {
+                "is not an RFC 3339 timestamp with an offset or Z"
+            };
+            EventError::field(name, format!("{text:?} {why}"))
         })
     }
 
@@ -637,6 +672,24 @@ impl FieldSource for Stored<'_> {
     }
 }
 
+/// An event of a call's history (the call id is the history's key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Arrival order, the last tie-breaker of the sort.
+    pub arrival: u64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+impl HistoryEvent {
+    /// Its place in a call's history: time, then the kind's rank, then arrival.
+    pub fn sort_key(&self) -> (Timestamp, u8, u64) {
+        (self.at, self.kind.rank(), self.arrival)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,6 +728,22 @@ mod tests {
             assert_eq!(parse(again).unwrap(), event);
             assert_eq!(Event::from_stored(&line).unwrap(), event, "{line}");
         }
+    }
+
+    #[test]
+    fn timestamps_out_of_range_and_leap_seconds() {
+        let at = |text: &str| parse(json!({"type":"closed","call":"c","at":text}));
+        let far = at("9999-12-31T23:59:59Z").unwrap_err();
+        assert_eq!(far.field.as_deref(), Some("at"));
+        assert!(far.message.ends_with("is out of range"), "{far}");
+        let junk = at("2026-12-31 noon").unwrap_err();
+        assert!(junk.message.contains("not an RFC 3339"), "{junk}");
+        // A leap second stays in its day: it reads as the last second of it.
+        let leap = at("2026-12-31T23:59:60Z").unwrap();
+        assert_eq!(
+            leap.at,
+            "2026-12-31T23:59:59Z".parse::<Timestamp>().unwrap()
+        );
     }
 
     #[test]

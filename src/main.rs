@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wallboard::classify::{self, ClassifyOptions};
+use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::hub::Clock;
 use wallboard::replay::ReplayOptions;
-use wallboard::server::{self, ServeOptions};
+use wallboard::server::{ServeOptions, Server};
 use wallboard::source::Format;
 
 /// A real-time call-centre wallboard server.
@@ -65,6 +65,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "events")]
         format: Format,
     },
+    /// Check, back up or rebuild the event store.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+        /// Directory of the event store.
+        #[arg(long, default_value = "./data", global = true)]
+        data_dir: PathBuf,
+    },
     /// Classify recorded events offline with the server's engine.
     Classify {
         /// Show only these definitions (repeatable; default all).
@@ -88,6 +96,19 @@ enum Command {
         /// NDJSON or JSON array files; none or `-` reads standard input.
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Runs SQLite's quick_check; exits 1 when the store is damaged.
+    Check,
+    /// Copies the store to FILE with SQLite's online backup (safe while serving).
+    Backup {
+        /// The backup file to create.
+        file: PathBuf,
+    },
+    /// Rebuilds a damaged store from every event still readable (stop the server first).
+    Rebuild,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -137,6 +158,7 @@ fn main() -> ExitCode {
             clock,
             insecure_open,
         ),
+        Command::Store { action, data_dir } => store(&action, &data_dir),
         Command::Classify {
             definitions,
             calls,
@@ -191,15 +213,14 @@ fn serve(
             ..ServeOptions::new(config)
         };
         // Rebuild from the store before listening: a board that answers is a complete one.
-        let opening = options.clone();
-        let hub = tokio::task::spawn_blocking(move || server::open_hub(&opening)).await??;
+        let server = Server::open(options).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let demo_note = if demo { " (demo feed running)" } else { "" };
         println!("wallboard: the board is at http://{addr}/{demo_note}");
-        server::serve(listener, std::sync::Arc::new(hub), options, stop_signal()).await?;
+        server.run(listener, stop_signal()).await?;
         Ok(())
     })
 }
@@ -274,6 +295,40 @@ fn set_nofile_limit(soft: u64, hard: u64) -> bool {
 #[cfg(not(unix))]
 fn set_nofile_limit(_soft: u64, _hard: u64) -> bool {
     false
+}
+
+fn store(action: &StoreAction, dir: &std::path::Path) -> anyhow::Result<()> {
+    use wallboard::maintenance;
+    match action {
+        StoreAction::Check => {
+            let report = maintenance::check(dir)?;
+            let took = report.took.as_secs_f64();
+            match report.problem {
+                None => println!("{}: ok (quick_check in {took:.2} s)", report.path.display()),
+                Some(problem) => anyhow::bail!(
+                    "{} is damaged: {problem}\nRestore a backup, or run `wallboard store rebuild --data-dir {}`",
+                    report.path.display(),
+                    dir.display()
+                ),
+            }
+        }
+        StoreAction::Backup { file } => {
+            maintenance::backup(dir, file)?;
+            println!("backed up {} to {}", dir.display(), file.display());
+        }
+        StoreAction::Rebuild => {
+            let r = maintenance::rebuild(dir)?;
+            println!(
+                "rebuilt {}: {} events kept, {} unreadable (lost), {} repeated ids dropped; the damaged file is {}",
+                dir.display(),
+                r.kept,
+                r.unreadable,
+                r.repeated,
+                r.damaged_copy.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn replay(options: ReplayOptions) -> anyhow::Result<()> {

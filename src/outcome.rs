@@ -2,8 +2,7 @@
 
 use jiff::Timestamp;
 
-use crate::call::HistoryEvent;
-use crate::event::{Direction, EventKind};
+use crate::event::{Direction, EventKind, HistoryEvent};
 
 /// What happened to a finished call (not how a vendor names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -297,8 +296,8 @@ pub fn millis_between(from: Timestamp, to: Timestamp) -> i64 {
     i64::try_from(millis.max(0)).unwrap_or(i64::MAX)
 }
 
-/// Classifies a finished call from its history, sorted as events.md says.
-pub fn classify(history: &[HistoryEvent], finished_at: Timestamp) -> Verdict {
+/// Decides how a finished call ended (its verdict) from its history, sorted as events.md says.
+pub fn decide(history: &[HistoryEvent], finished_at: Timestamp) -> Verdict {
     let facts = Facts::gather(history);
     let outcome = facts.outcome();
     Verdict {
@@ -337,7 +336,7 @@ fn queue_named_by(kind: &EventKind) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::HistoryEvent;
+    use crate::event::HistoryEvent;
     use crate::event::{EndedBy, EventKind as K};
 
     fn at(secs: i64) -> Timestamp {
@@ -396,7 +395,7 @@ mod tests {
             .map(|e| e.at)
             .min()
             .expect("journey ends");
-        classify(&history, finished)
+        decide(&history, finished)
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
 
 /// Longest token accepted in the configuration.
 pub const MAX_TOKEN_BYTES: usize = 512;

@@ -1,6 +1,7 @@
-//! `wallboard serve`: opens the store and rebuilds the board from it, then
-//! wires the hub, the publisher, the demo feed and the web app onto a
-//! listener the caller bound, and stops cleanly on a signal.
+//! `wallboard serve`: [`Server::open`] opens the store and rebuilds the
+//! board from it; [`Server::run`] wires the hub, the publisher, the sources
+//! (the demo among them) and the web app onto a listener the caller bound,
+//! and stops cleanly on a signal. `main` and the tests take this one path.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -8,13 +9,15 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::clock::{Clock, WallClock, system_clock};
 use crate::config::Config;
-use crate::hub::{Clock, Hub, StoreSettings, WallClock, system_clock};
+use crate::hub::{Hub, StoreSettings};
 use crate::journal::JournalError;
 use crate::security::{ExposureError, check_exposure};
+use crate::shutdown;
+use crate::source::demo;
 use crate::source::{self, Checkpoints, Sources};
 use crate::web::{self, AppState};
-use crate::{demo, shutdown};
 
 /// How to serve.
 #[derive(Clone)]
@@ -73,8 +76,56 @@ pub fn check_listener(listener: &TcpListener, options: &ServeOptions) -> Result<
     Ok(())
 }
 
+/// A server opened from its options (the board rebuilt from the store), not
+/// yet listening. `main` and the tests both open one, then [`Server::run`] it.
+pub struct Server {
+    hub: Arc<Hub>,
+    options: ServeOptions,
+}
+
+impl Server {
+    /// Opens the store, if any, and rebuilds the board from it (on a blocking thread).
+    pub async fn open(options: ServeOptions) -> Result<Server, ServeError> {
+        let opening = options.clone();
+        let hub = tokio::task::spawn_blocking(move || open_hub(&opening))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        Ok(Server {
+            hub: Arc::new(hub),
+            options,
+        })
+    }
+
+    /// The hub the server feeds and publishes.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Starts the publisher and the configured sources and serves `listener`
+    /// until `shutdown` resolves, then closes WebSockets and drains requests.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        check_listener(&listener, &self.options)?;
+        serve_checked(listener, self.hub, self.options, shutdown).await
+    }
+}
+
+/// Opens a server and runs it: [`Server::open`], then [`Server::run`]. The
+/// listener is checked first, so an exposed one is refused before the store opens.
+pub async fn run(
+    listener: TcpListener,
+    options: ServeOptions,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    check_listener(&listener, &options)?;
+    Server::open(options).await?.run(listener, stop).await
+}
+
 /// Opens the hub: from the store when there is one (rebuilding the board).
-pub fn open_hub(options: &ServeOptions) -> Result<Hub, JournalError> {
+fn open_hub(options: &ServeOptions) -> Result<Hub, JournalError> {
     let settings = options.config.engine.clone();
     match &options.data_dir {
         None => Ok(Hub::in_memory(
@@ -92,31 +143,6 @@ pub fn open_hub(options: &ServeOptions) -> Result<Hub, JournalError> {
             },
         ),
     }
-}
-
-/// Serves until `stop` resolves, then closes WebSockets and drains requests.
-pub async fn run(
-    listener: TcpListener,
-    options: ServeOptions,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    check_listener(&listener, &options)?;
-    let opening = options.clone();
-    let hub = tokio::task::spawn_blocking(move || open_hub(&opening))
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
-    serve_checked(listener, Arc::new(hub), options, stop).await
-}
-
-/// Serves an already opened hub.
-pub async fn serve(
-    listener: TcpListener,
-    hub: Arc<Hub>,
-    options: ServeOptions,
-    stop: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    check_listener(&listener, &options)?;
-    serve_checked(listener, hub, options, stop).await
 }
 
 /// Serves once the listener has passed [`check_listener`].
@@ -139,6 +165,7 @@ async fn serve_checked(
         sources: sources.clone(),
     });
     hub.set_groups(state.config.boards.queue_groups());
+    hub.set_sources(sources.clone(), options.wall.clone());
     hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
     let checkpoints = Checkpoints::new(options.data_dir.as_deref());

@@ -1,52 +1,20 @@
-//! The board as JSON (interfaces.md "The snapshot"), read from the engine.
-//! Figures without a value are left out rather than `null`, so that a JSON
-//! Merge Patch (where `null` deletes) can carry every change exactly.
+//! Builds the board documents of [`crate::protocol`] from the engine: today's
+//! board (with live figures and the boards' queue groups) and a past day's.
+//! The hub diffs and sends them as JSON, so each has a `Value` form too.
+
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use jiff::civil::Date;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::call::LiveState;
 use crate::engine::{Engine, LiveTally, Scope};
-use crate::event::AgentStatus;
-use crate::stats::{Figures, Tally};
-
-#[derive(Serialize)]
-struct Board {
-    now: Timestamp,
-    day: Date,
-    timezone: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    live: Option<LiveFigures>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    agents: Option<Map<String, Value>>,
-    outcomes: Map<String, Value>,
-    definitions: Map<String, Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    window: Option<Window>,
-    queues: Map<String, Value>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    groups: Map<String, Value>,
-}
-
-#[derive(Serialize)]
-struct Window {
-    minutes: i64,
-    outcomes: Map<String, Value>,
-    definitions: Map<String, Value>,
-}
-
-#[derive(Serialize)]
-struct LiveFigures {
-    queued: i64,
-    ringing: i64,
-    talking: i64,
-    in_ivr: i64,
-    other: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    oldest_queued_since: Option<Timestamp>,
-}
+use crate::protocol::{
+    AgentCounts, Figures, Group, LiveFigures, PastBoard, PastQueue, Queue, TodayBoard, Window,
+    to_value,
+};
+use crate::stats::Tally;
 
 impl From<&LiveTally> for LiveFigures {
     fn from(t: &LiveTally) -> Self {
@@ -62,72 +30,105 @@ impl From<&LiveTally> for LiveFigures {
     }
 }
 
-fn to_value<T: Serialize>(value: T) -> Value {
-    serde_json::to_value(value).expect("board values serialize")
-}
-
-fn definitions(engine: &Engine, tally: &Tally) -> Map<String, Value> {
+fn definitions(engine: &Engine, tally: &Tally) -> BTreeMap<String, Figures> {
     engine
         .settings()
         .definitions
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            (
-                d.name().to_owned(),
-                to_value::<Figures>(tally.figures(i, d)),
-            )
-        })
+        .map(|(i, d)| (d.name().to_owned(), tally.figures(i, d)))
         .collect()
 }
 
-fn queues(engine: &Engine, scope: Option<&Scope>, with_live: bool) -> Map<String, Value> {
+/// Today's queues: those with finished calls today or calls in progress.
+fn queues(engine: &Engine, scope: Option<&Scope>) -> BTreeMap<String, Queue> {
     let empty = Tally::default();
     let mut names: Vec<&String> = scope.map(|s| s.queues.keys().collect()).unwrap_or_default();
-    if with_live {
-        names.extend(engine.live_queues().keys());
-        names.sort();
-        names.dedup();
-    }
+    names.extend(engine.live_queues().keys());
+    names.sort();
+    names.dedup();
     names
         .into_iter()
         .map(|name| {
             let tally = scope.and_then(|s| s.queues.get(name)).unwrap_or(&empty);
-            let mut queue = Map::new();
-            if with_live {
-                let live = engine.live_queues().get(name).map_or_else(
-                    || LiveFigures::from(&LiveTally::default()),
-                    LiveFigures::from,
-                );
-                queue.insert("live".into(), to_value(live));
-            }
-            queue.insert("outcomes".into(), Value::Object(tally.outcomes()));
-            queue.insert(
-                "definitions".into(),
-                Value::Object(definitions(engine, tally)),
-            );
-            (name.clone(), Value::Object(queue))
+            let live = engine
+                .live_queues()
+                .get(name)
+                .map(LiveFigures::from)
+                .unwrap_or_default();
+            let queue = Queue {
+                live,
+                outcomes: tally.outcomes(),
+                definitions: definitions(engine, tally),
+            };
+            (name.clone(), queue)
         })
         .collect()
 }
 
-fn agents(engine: &Engine) -> Map<String, Value> {
-    agents_where(engine, |_| true)
+fn past_queues(engine: &Engine, scope: &Scope) -> BTreeMap<String, PastQueue> {
+    scope
+        .queues
+        .iter()
+        .map(|(name, tally)| {
+            let queue = PastQueue {
+                outcomes: tally.outcomes(),
+                definitions: definitions(engine, tally),
+            };
+            (name.clone(), queue)
+        })
+        .collect()
 }
 
-fn agents_where(engine: &Engine, serves: impl Fn(&[String]) -> bool) -> Map<String, Value> {
-    let mut counts = [0i64; 5];
+fn agents_where(engine: &Engine, serves: impl Fn(&[String]) -> bool) -> AgentCounts {
+    let mut counts = AgentCounts::default();
     for agent in engine.agents().values().filter(|a| serves(&a.queues)) {
-        counts[AgentStatus::ALL
-            .iter()
-            .position(|s| *s == agent.status)
-            .unwrap_or(0)] += 1;
+        counts.add(agent.status);
     }
-    AgentStatus::ALL
-        .iter()
-        .zip(counts)
-        .map(|(s, n)| (s.as_str().to_owned(), n.into()))
-        .collect()
+    counts
+}
+
+/// The typed board of today, with under `groups.NAME` the figures of each
+/// (name, queues) group summed over its queues (boards with a queue filter read them).
+pub fn today_board(engine: &Engine, groups: &[(String, Vec<String>)]) -> TodayBoard {
+    let today = engine.today();
+    let scope = engine.day(today);
+    let empty = Tally::default();
+    let all = scope.map_or(&empty, |s| &s.all);
+    let window = engine.window();
+    TodayBoard {
+        now: to_millis(engine.now()),
+        day: engine.knows_now().then_some(today),
+        timezone: engine.settings().day.time_zone_name(),
+        live: LiveFigures::from(engine.live()),
+        agents: agents_where(engine, |_| true),
+        outcomes: all.outcomes(),
+        definitions: definitions(engine, all),
+        window: Window {
+            minutes: engine.settings().window.as_mins(),
+            outcomes: window.all.outcomes(),
+            definitions: definitions(engine, &window.all),
+        },
+        queues: queues(engine, scope),
+        groups: groups
+            .iter()
+            .map(|(name, members)| (name.clone(), group(engine, scope, members)))
+            .collect(),
+        // The hub adds the sources' state: the engine does not know it.
+        feeds_down: BTreeMap::new(),
+    }
+}
+
+/// The typed board of a day from its final tallies, without live figures.
+pub fn day_board(engine: &Engine, day: Date, scope: &Scope) -> PastBoard {
+    PastBoard {
+        now: to_millis(engine.now()),
+        day,
+        timezone: engine.settings().day.time_zone_name(),
+        outcomes: scope.all.outcomes(),
+        definitions: definitions(engine, &scope.all),
+        queues: past_queues(engine, scope),
+    }
 }
 
 /// The board of today as it stands (without `seq`, which the hub adds).
@@ -135,49 +136,14 @@ pub fn today(engine: &Engine) -> Value {
     today_with_groups(engine, &[])
 }
 
-/// Today's board with, under `groups.NAME`, the figures of each (name,
-/// queues) group summed over its queues (boards with a queue filter read them).
+/// Today's board as JSON, with the figures of each (name, queues) group.
 pub fn today_with_groups(engine: &Engine, groups: &[(String, Vec<String>)]) -> Value {
-    let today = engine.today();
-    let scope = engine.day(today);
-    let empty = Tally::default();
-    let all = scope.map_or(&empty, |s| &s.all);
-    let window = engine.window();
-    to_value(Board {
-        now: to_millis(engine.now()),
-        day: today,
-        timezone: engine.settings().day.time_zone_name(),
-        live: Some(LiveFigures::from(engine.live())),
-        agents: Some(agents(engine)),
-        outcomes: all.outcomes(),
-        definitions: definitions(engine, all),
-        window: Some(Window {
-            minutes: engine.settings().window.as_mins(),
-            outcomes: window.all.outcomes(),
-            definitions: definitions(engine, &window.all),
-        }),
-        queues: queues(engine, scope, true),
-        groups: groups
-            .iter()
-            .map(|(name, members)| (name.clone(), group(engine, scope, members)))
-            .collect(),
-    })
+    to_value(&today_board(engine, groups))
 }
 
-/// The board of a day from its final tallies, without live figures.
+/// The board of a day from its final tallies, as JSON.
 pub fn past_board(engine: &Engine, day: Date, scope: &Scope) -> Value {
-    to_value(Board {
-        now: to_millis(engine.now()),
-        day,
-        timezone: engine.settings().day.time_zone_name(),
-        live: None,
-        agents: None,
-        outcomes: scope.all.outcomes(),
-        definitions: definitions(engine, &scope.all),
-        window: None,
-        queues: queues(engine, Some(scope), false),
-        groups: Map::new(),
-    })
+    to_value(&day_board(engine, day, scope))
 }
 
 /// The board of a day kept in memory, from its final tallies; `None` when not kept.
@@ -188,7 +154,7 @@ pub fn past_day(engine: &Engine, day: Date) -> Option<Value> {
 /// One group's live figures, agents and definitions: its queues summed. An
 /// agent counts for a group when it serves one of the queues, or lists none
 /// (it then serves every queue).
-fn group(engine: &Engine, scope: Option<&Scope>, members: &[String]) -> Value {
+fn group(engine: &Engine, scope: Option<&Scope>, members: &[String]) -> Group {
     let mut tally = Tally::default();
     let mut live = LiveTally::default();
     let mut oldest: Option<Timestamp> = None;
@@ -207,18 +173,105 @@ fn group(engine: &Engine, scope: Option<&Scope>, members: &[String]) -> Value {
     figures.oldest_queued_since = oldest;
     let serves =
         |queues: &[String]| queues.is_empty() || queues.iter().any(|q| members.contains(q));
-    let mut group = Map::new();
-    group.insert("live".into(), to_value(figures));
-    group.insert("agents".into(), Value::Object(agents_where(engine, serves)));
-    group.insert(
-        "definitions".into(),
-        Value::Object(definitions(engine, &tally)),
-    );
-    Value::Object(group)
+    Group {
+        live: figures,
+        agents: agents_where(engine, serves),
+        definitions: definitions(engine, &tally),
+    }
 }
 
 /// Boards show time to the millisecond: finer digits are noise to a reader
 /// and would change the board's bytes on every publish.
 fn to_millis(t: Timestamp) -> Timestamp {
     Timestamp::from_millisecond(t.as_millisecond()).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::board::{board_now, every_tile, lookup, path_base};
+    use crate::engine::EngineSettings;
+    use crate::feed::{Layout, parse_batch};
+
+    /// One call answered after 30 s in queue `sales` and finished, one
+    /// waiting there now, and an agent serving it.
+    const CALLS: &str = r#"
+{"call":"done","at":"2026-11-20T09:00:00Z","type":"call_started","direction":"inbound"}
+{"call":"done","at":"2026-11-20T09:00:10Z","type":"queued","queue":"sales"}
+{"call":"done","at":"2026-11-20T09:00:40Z","type":"answered","agent":"amy"}
+{"call":"done","at":"2026-11-20T09:02:00Z","type":"ended"}
+{"call":"waiting","at":"2026-11-20T09:04:00Z","type":"queued","queue":"sales"}
+{"at":"2026-11-20T09:00:00Z","type":"agent_status","agent":"amy","status":"available","queues":["sales"]}
+"#;
+
+    /// The group a board called `sales-board` with queue `sales` reads.
+    fn groups() -> Vec<(String, Vec<String>)> {
+        vec![("sales-board".to_owned(), vec!["sales".to_owned()])]
+    }
+
+    fn engine() -> Engine {
+        let now = "2026-11-20T09:05:00Z".parse().unwrap();
+        let mut engine = Engine::new(Arc::new(EngineSettings::default()), now);
+        engine.ingest(parse_batch(CALLS.as_bytes(), Layout::Ndjson).unwrap());
+        engine
+    }
+
+    #[test]
+    fn every_tile_path_resolves_to_a_value() {
+        let engine = engine();
+        let board = today_with_groups(&engine, &groups());
+        let now = board_now(&board);
+        let (group, queues) = &groups()[0];
+        let bases = ["".to_owned(), path_base(group, queues)];
+        let mut checked = 0;
+        for definition in &engine.settings().definitions {
+            for base in &bases {
+                for tile in every_tile(definition, base) {
+                    let value = lookup(&board, &tile.path);
+                    assert!(
+                        tile.format.number(value, now).is_some(),
+                        "tile {} of {}: {} is {value:?} in {board:#}",
+                        tile.name,
+                        definition.name(),
+                        tile.path,
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 40, "only {checked} tiles checked");
+    }
+
+    #[test]
+    fn the_json_reads_back_as_the_typed_documents() {
+        let mut engine = engine();
+        let today = today_board(&engine, &groups());
+        let json = today_with_groups(&engine, &groups());
+        assert_eq!(serde_json::from_value::<TodayBoard>(json).unwrap(), today);
+
+        let day = engine.today();
+        engine.advance("2026-11-21T09:00:00Z".parse().unwrap());
+        let past = past_day(&engine, day).expect("yesterday is kept");
+        let typed: PastBoard = serde_json::from_value(past).unwrap();
+        assert_eq!((typed.day, typed.outcomes["answered"]), (day, 1));
+        assert!(typed.queues.contains_key("sales"));
+    }
+
+    #[test]
+    fn figures_without_a_value_are_left_out() {
+        let engine = Engine::new(
+            Arc::new(EngineSettings::default()),
+            "2026-11-20T09:05:00Z".parse().unwrap(),
+        );
+        let board = today(&engine);
+        let figures = &board["definitions"]["reachable"];
+        assert_eq!(figures["offered"], 0);
+        for absent in ["service_level", "asa_secs", "longest_wait_secs"] {
+            assert!(figures.get(absent).is_none(), "{absent} in {figures}");
+        }
+        assert!(board["live"].get("oldest_queued_since").is_none());
+        assert!(board.get("groups").is_none());
+    }
 }

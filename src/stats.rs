@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::definition::Definition;
 use crate::outcome::Outcome;
@@ -65,10 +65,11 @@ pub struct Tally {
 }
 
 /// The figures of one definition, as the snapshot shows them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Figures {
-    /// Box name → count, in the definition's order.
-    pub boxes: serde_json::Map<String, serde_json::Value>,
+    /// Box name → count, every box of the definition.
+    pub boxes: BTreeMap<String, i64>,
     /// Finished inbound calls that reached staff.
     pub offered: i64,
     /// Answered within T ÷ (offered − short abandons).
@@ -178,11 +179,11 @@ impl Tally {
     }
 
     /// Outcome name → count, for the outcomes that occurred.
-    pub fn outcomes(&self) -> serde_json::Map<String, serde_json::Value> {
+    pub fn outcomes(&self) -> BTreeMap<String, i64> {
         Outcome::ALL
             .iter()
             .filter(|o| self.outcomes[o.index()] != 0)
-            .map(|o| (o.as_str().to_owned(), self.outcomes[o.index()].into()))
+            .map(|o| (o.as_str().to_owned(), self.outcomes[o.index()]))
             .collect()
     }
 
@@ -205,7 +206,7 @@ impl Tally {
                 .boxes()
                 .iter()
                 .zip(&t.boxes)
-                .map(|(name, n)| (name.clone(), (*n).into()))
+                .map(|(name, n)| (name.clone(), *n))
                 .collect(),
             offered: self.offered,
             service_level: ratio(t.answered_within_target, self.offered - self.short_abandons),

@@ -14,9 +14,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
 use crate::call::LiveState;
-use crate::engine::{Counted, Engine};
+use crate::engine::{Changes, Counted, Engine};
 use crate::event::EventKind;
 use crate::outcome::Outcome;
+use crate::source::status::StatusView;
 
 /// Live calls listed at most (the count of all is sent too).
 pub const MAX_LIVE_CALLS: usize = 500;
@@ -84,11 +85,11 @@ impl Ledger {
         }
     }
 
-    /// Takes in the calls the engine counted anew since the last update.
-    pub fn update(&mut self, engine: &mut Engine) {
-        self.roll(engine.today());
-        for (call, counted) in engine.take_newly_counted() {
-            self.record(&call, &counted);
+    /// Takes in what the engine changed, `today` being the engine's day after it.
+    pub fn take(&mut self, today: Date, changes: &Changes) {
+        self.roll(today);
+        for (call, counted) in &changes.counted {
+            self.record(call, counted);
         }
     }
 
@@ -104,8 +105,7 @@ impl Ledger {
 }
 
 /// Builds the detail document (without `seq`, which the hub adds).
-pub fn detail(engine: &mut Engine, ledger: &mut Ledger) -> Value {
-    ledger.update(engine);
+pub fn detail(engine: &Engine, ledger: &mut Ledger) -> Value {
     let (callbacks, chart) = match &ledger.built {
         Some(built) if !ledger.changed => built.clone(),
         _ => {
@@ -117,7 +117,7 @@ pub fn detail(engine: &mut Engine, ledger: &mut Ledger) -> Value {
     };
     let (live_total, live_calls) = live_calls(engine);
     json!({
-        "day": engine.today(),
+        "day": engine.knows_now().then(|| engine.today()),
         "live_calls": live_calls,
         "live_calls_total": live_total,
         "agents": agents(engine),
@@ -284,6 +284,22 @@ fn chart(engine: &Engine, ledger: &Ledger) -> Value {
     })
 }
 
+/// The sources as the supervisor lists them, in configuration order: their
+/// status (without their queues) and, for those down at `now`, `down_since`.
+pub fn sources(views: &[StatusView], now: Timestamp) -> Value {
+    let listed = views.iter().map(|view| {
+        let mut source = json!(view);
+        if let Some(object) = source.as_object_mut() {
+            object.remove("queues");
+            if let Some(since) = view.down_since(now) {
+                object.insert("down_since".to_owned(), json!(since));
+            }
+        }
+        source
+    });
+    Value::Array(listed.collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,7 +314,11 @@ mod tests {
     #[test]
     fn detail_lists_live_calls_agents_callbacks_and_bins() {
         let now: Timestamp = "2026-11-20T09:30:00Z".parse().unwrap();
-        let mut engine = Engine::new(Arc::new(EngineSettings::default()), now);
+        let settings = EngineSettings {
+            track_changes: true,
+            ..EngineSettings::default()
+        };
+        let mut engine = Engine::new(Arc::new(settings), now);
         let at = |m: u32| format!("2026-11-20T09:{m:02}:00Z");
         engine.ingest(vec![
             event(json!({"type":"agent_status","at":at(0),"agent":"amy","status":"available"})),
@@ -320,7 +340,8 @@ mod tests {
             event(json!({"type":"answered","call":"c","at":at(29),"agent":"amy"})),
         ]);
         let mut ledger = Ledger::default();
-        let d = detail(&mut engine, &mut ledger);
+        ledger.take(engine.today(), &engine.take_changes());
+        let d = detail(&engine, &mut ledger);
         assert_eq!(ledger.len(), 2);
         assert_eq!(d["live_calls"][0]["caller"], "+44 7700 900123");
         assert_eq!(d["live_calls"][0]["agent"], "amy");

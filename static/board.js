@@ -1,14 +1,17 @@
 // board.js: keeps a server-rendered TV board live. It follows the board on
-// /ws (live.js), re-renders each [data-box] tile from its data-path, applies
-// the tile's thresholds (data-warn / data-alert / data-below, the rule of
-// board.rs) to data-state and its words, ticks "since" tiles and the clock
-// every second from the server's clock, fits the numbers to their tiles, and
-// says plainly when the figures are stale.
+// /ws (live.js), re-renders each [data-box] tile from its data-path with its
+// data-format, applies its levels (data-warn / data-alert / data-below) to
+// data-state and shows the words the server gave for that state
+// (data-cue-warn / data-cue-alert on the body), ticks "since" tiles and the
+// clock every second from the server's clock, lays the grid out for the real
+// screen, fits the numbers to their tiles, and says plainly when the figures
+// are stale, or that a feed of its queues is down (the board's feeds_down,
+// as pages.rs renders it first). The formatting and threshold rules are tiles.js's.
 (() => {
   'use strict';
 
-  const { follow, lookup, clock, pageClock, SILENT_MS } = window.WallboardLive;
-  const CUES = { ok: '', warn: '▲ Warning', alert: '■ Alert' };
+  const { follow, lookup, pageClock, SILENT_MS } = window.WallboardLive;
+  const { number, show, state: stateOf, columns } = window.WallboardTiles;
 
   const body = document.body;
   const grid = document.getElementById('tiles');
@@ -21,14 +24,18 @@
     format: tile.dataset.format,
     valueEl: tile.querySelector('[data-value]'),
     cueEl: tile.querySelector('[data-cue]'),
-    below: tile.hasAttribute('data-below'),
-    warn: level(tile, 'data-warn'),
-    alert: level(tile, 'data-alert'),
+    levels: { warn: level(tile, 'data-warn'), alert: level(tile, 'data-alert'), below: tile.hasAttribute('data-below') },
   }));
+  // The words of each state and the tiles' aspect, as the server renders them.
+  const cues = { ok: body.dataset.cueOk, warn: body.dataset.cueWarn, alert: body.dataset.cueAlert };
+  const aspect = Number(grid.dataset.aspect);
   const values = cells.map((c) => c.valueEl);
   const statusEl = document.getElementById('status');
   const clockEl = document.getElementById('clock');
   const timeZone = body.dataset.timezone || undefined;
+  const feedDownEl = document.getElementById('feed-down');
+  let boardQueues = [];
+  try { boardQueues = JSON.parse(body.dataset.queues || '[]'); } catch (_) { /* every queue */ }
 
   let board = null;
   let seq = Number(body.dataset.seq || 0);
@@ -37,42 +44,16 @@
   const pageTime = pageClock(timeZone);
   const { serverNow } = pageTime;
 
-  // The value as a number thresholds compare: a ratio, seconds or a count.
-  function number(format, value) {
-    if (value === undefined || value === null) return null;
-    if (format === 'since') return Math.max(0, (serverNow() - Date.parse(value)) / 1000);
-    return typeof value === 'number' ? value : null;
-  }
-
-  function show(format, n) {
-    if (n === null) return '–';
-    switch (format) {
-      case 'count': return String(Math.round(n));
-      case 'percent': return `${Math.round(n * 100)}%`;
-      case 'secs':
-      case 'since': return clock(n);
-      default: return String(n);
-    }
-  }
-
-  function stateOf(cell, n) {
-    if (n === null) return 'ok';
-    const reached = (limit) => limit !== null && (cell.below ? n < limit : n >= limit);
-    if (reached(cell.alert)) return 'alert';
-    if (reached(cell.warn)) return 'warn';
-    return 'ok';
-  }
-
   function render() {
     if (board) {
       for (const cell of cells) {
-        const n = number(cell.format, lookup(board, cell.path));
+        const n = number(cell.format, lookup(board, cell.path), serverNow());
         const text = show(cell.format, n);
         if (cell.valueEl.textContent !== text) cell.valueEl.textContent = text;
-        const state = stateOf(cell, n);
+        const state = stateOf(cell.levels, n);
         if (cell.tile.dataset.state !== state) {
           cell.tile.dataset.state = state;
-          cell.cueEl.textContent = CUES[state];
+          cell.cueEl.textContent = cues[state];
         }
       }
       body.dataset.seq = String(seq);
@@ -82,17 +63,10 @@
     if (now !== lengths) { lengths = now; fit(); }
   }
 
-  // Columns for the real screen: the layout whose tiles hold the largest
-  // 1.6:1 rectangle (pages.rs does the same for a 16:9 first render).
+  // Columns for the real screen (pages.rs chose them for a 16:9 first render).
   function layout() {
     const n = tiles.length;
-    const width = grid.clientWidth, height = grid.clientHeight;
-    let best = 1, bestSide = 0;
-    for (let cols = 1; cols <= n; cols++) {
-      const rows = Math.ceil(n / cols);
-      const side = Math.min(width / cols / 1.6, height / rows);
-      if (side > bestSide) { best = cols; bestSide = side; }
-    }
+    const best = columns(n, grid.clientWidth, grid.clientHeight, aspect);
     // Tiles of a short last row share its width, so no hole is left in the grid:
     // the grid gets lcm(cols, leftover) tracks, and each tile spans its share.
     const leftover = n % best;
@@ -129,6 +103,23 @@
     for (const el of values) el.style.fontSize = chosen;
   }
 
+  // "Feed down since 10:42 · pbx": the feeds down that serve this board's
+  // queues (a feed that named no queue yet may serve any), the earliest
+  // outage's time (pages.rs feed_down_line has the same rule).
+  function renderFeedDown() {
+    const concerns = (f) => boardQueues.length === 0 || !f.queues || f.queues.length === 0
+      || boardQueues.some((q) => f.queues.includes(q));
+    const down = Object.entries((board && board.feeds_down) || {}).filter(([, f]) => concerns(f))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    let text = '';
+    if (down.length) {
+      const since = Math.min(...down.map(([, f]) => Date.parse(f.since)));
+      text = `Feed down since ${pageTime.timeOfDay(since, false)} · ${down.map(([name]) => name).join(', ')}`;
+    }
+    if (feedDownEl.textContent !== text) feedDownEl.textContent = text;
+    feedDownEl.hidden = !text;
+  }
+
   function renderStatus() {
     pageTime.renderStatus([live], statusEl, clockEl, body);
   }
@@ -138,6 +129,7 @@
     seq = docSeq;
     pageTime.sync(board.now);
     render();
+    renderFeedDown();
     renderStatus();
   }
 

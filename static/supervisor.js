@@ -1,15 +1,18 @@
 // supervisor.js: fills the supervisor page from two live documents (live.js):
 // the board on /ws (figures per definition, today and the rolling window, per
 // queue) and the detail on /ws/supervisor (live calls, agents, callers to call
-// back, calls per 15 minutes). Times in state tick every second from the
+// back, calls per 15 minutes, the sources' state, a source that is down
+// highlighted). Times in state tick every second from the
 // server's clock. Caller numbers and names are user data: text nodes only.
 (() => {
   'use strict';
 
-  const { follow, clock, pageClock, SILENT_MS } = window.WallboardLive;
+  const { follow, pageClock, SILENT_MS } = window.WallboardLive;
+  const { number, show } = window.WallboardTiles;
   const CALLBACK_BOXES = ['missed', 'abandoned', 'timed_out'];
   const HIDDEN_BOXES = (b) => b.startsWith('outbound_') || b === 'expired' || b === 'ignored';
   const STATE_WORDS = { queued: 'Waiting', ringing: 'Ringing', talking: 'Talking', in_ivr: 'In menu', other: 'Other' };
+  const SOURCE_WORDS = { connected: 'Connected', connecting: 'Reconnecting', failed: 'Failed' };
   const STATUS_WORDS = { available: 'Available', busy: 'Busy', wrap_up: 'Wrap-up', away: 'Away', offline: 'Offline' };
   const SVG = 'http://www.w3.org/2000/svg';
 
@@ -25,10 +28,11 @@
 
   const pageTime = pageClock(timeZone);
   const { serverNow, timeOfDay } = pageTime;
-  function since(ts) { return ts ? clock((serverNow() - Date.parse(ts)) / 1000) : '–'; }
-  const pct = (r) => (r === undefined || r === null ? '–' : `${Math.round(r * 100)}%`);
-  const secs = (s) => (s === undefined || s === null ? '–' : clock(s));
-  const num = (n) => (n === undefined || n === null ? '–' : String(n));
+  // Figures shown as the board's tiles show them (tiles.js).
+  const since = (ts) => show('since', number('since', ts, serverNow()));
+  const pct = (r) => show('percent', number('percent', r));
+  const secs = (s) => show('secs', number('secs', s));
+  const num = (n) => show('count', number('count', n));
   const words = (s) => String(s).replace(/[_-]/g, ' ').replace(/^./, (c) => c.toUpperCase());
 
   // h('td', {class: 'n'}, 'text', child...): an element with text children only.
@@ -57,7 +61,7 @@
   // Rows are built only when their data changed: each section keeps its
   // rows by a key of the data they show, and reuses a row whose key is
   // unchanged (its ticking cell is kept current by tick()).
-  const built = { queues: new Map(), calls: new Map(), agents: new Map(), callbacks: new Map() };
+  const built = { queues: new Map(), calls: new Map(), agents: new Map(), callbacks: new Map(), sources: new Map() };
   function rowsOf(name, items, keyOf, build) {
     const before = built[name];
     const after = new Map();
@@ -181,6 +185,30 @@
     gatherTickers('agents', el);
   }
 
+  // A time of day with its date when it is not today's (a source may be down for days).
+  function when(ts) {
+    if (!ts) return '–';
+    const ms = Date.parse(ts);
+    const day = (t) => new Date(t).toLocaleDateString('en-GB', { timeZone });
+    return serverNow() - ms < 86400000 && day(ms) === day(serverNow()) ? timeOfDay(ms) : `${day(ms)} ${timeOfDay(ms)}`;
+  }
+
+  function renderSources() {
+    const sources = detail.sources || [];
+    const down = sources.filter((s) => s.down_since).length;
+    $('sources-count').textContent = down ? `${down} down` : (sources.length ? 'all feeding' : '');
+    const rows = rowsOf('sources', sources, (s) => JSON.stringify(s), (s) => h('tr', { 'data-source': s.name, 'data-state': s.state, class: s.down_since ? 'down' : null },
+      h('th', { scope: 'row' }, s.name),
+      h('td', {}, s.kind),
+      h('td', {}, h('span', { class: `pill source-${s.state}` }, (s.down_since ? '▲ Down · ' : '') + (SOURCE_WORDS[s.state] || s.state))),
+      h('td', {}, when(s.down_since || s.since)),
+      h('td', {}, when(s.last_event_at)),
+      h('td', { class: 'n' }, num(s.events)),
+      h('td', { class: 'n' }, num(s.skipped)),
+      h('td', { class: 'error' }, s.last_error || '')));
+    fill($('sources').tBodies[0], rows, 'No source is configured.', 8);
+  }
+
   function renderCallbacks() {
     const all = (detail.callbacks && detail.callbacks.calls) || [];
     const mine = all.filter((c) => CALLBACK_BOXES.includes((c.boxes || {})[definition]));
@@ -290,7 +318,7 @@
 
   function render() {
     if (board) { renderDefinitions(); renderQueues(); }
-    if (detail) { renderCalls(); renderAgents(); renderCallbacks(); renderChart(); }
+    if (detail) { renderSources(); renderCalls(); renderAgents(); renderCallbacks(); renderChart(); }
   }
 
   // Which sections a patch touches: a section re-renders only if one of its
@@ -304,6 +332,7 @@
     [['agents'], () => renderAgents()],
     [['callbacks'], () => renderCallbacks()],
     [['chart'], () => renderChart()],
+    [['sources'], () => renderSources()],
   ];
   function renderChanged(sections, patch) {
     const all = patch === undefined || patch === null || typeof patch !== 'object';

@@ -2,6 +2,8 @@
 //! (even nonsensical) event sequences never panic the engine, whose boxes
 //! always add up to its finished calls. More cases: `PROPTEST_CASES=100000`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -131,13 +133,10 @@ fn check_scope(scope: &Value, calls: i64) -> Result<(), TestCaseError> {
 }
 
 fn sum(counts: &Value) -> Result<i64, TestCaseError> {
-    let mut total = 0;
-    for (name, n) in counts.as_object().into_iter().flatten() {
-        let n = n.as_i64().unwrap_or(0);
+    for (name, n) in common::counts_in(counts) {
         prop_assert!(n >= 0, "{} is negative: {}", name, n);
-        total += n;
     }
-    Ok(total)
+    Ok(common::sum(counts))
 }
 
 proptest! {

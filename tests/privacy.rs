@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::TestServer;
 use futures_util::StreamExt;
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use wallboard::config::Config;
-use wallboard::server::{self, ServeOptions};
+use wallboard::server::ServeOptions;
 
 const CALLER: &str = "+44 7700 900123";
 const AGENT: &str = "Priya Raman";
@@ -19,21 +21,12 @@ queues = ["sales"]
 tiles = ["queued", "longest_waiting", "answered", "agents_available", "talking"]
 "#;
 
-/// Starts a server on port 0; returns its base URL and the stop trigger.
-async fn start() -> (String, tokio::sync::oneshot::Sender<()>) {
+/// Starts a server on port 0 (the shared harness); returns its base URL and
+/// the server, which stops when dropped.
+async fn start() -> (String, TestServer) {
     let config = Config::parse(CONFIG, "test.toml").unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let options = ServeOptions {
-        demo: false,
-        data_dir: None,
-        ..ServeOptions::new(config)
-    };
-    tokio::spawn(server::run(listener, options, async move {
-        let _ = stopped.await;
-    }));
-    (format!("http://{addr}"), stop)
+    let server = TestServer::start_with(ServeOptions::new(config)).await;
+    (server.base.clone(), server)
 }
 
 async fn post(base: &str, events: &str) {

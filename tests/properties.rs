@@ -1,9 +1,12 @@
 //! Properties of the engine: the order events arrive in, their batching and
 //! repeated deliveries change nothing, and every definition's boxes add up.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use common::sum;
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -198,13 +201,6 @@ fn days(engine: &Engine) -> BTreeMap<String, Value> {
             (day.to_string(), board)
         })
         .collect()
-}
-
-fn sum(counts: &Value) -> i64 {
-    counts
-        .as_object()
-        .map(|m| m.values().filter_map(Value::as_i64).sum())
-        .unwrap_or(0)
 }
 
 /// Journeys; their events in order; the same shuffled with some repeated; a batch size.

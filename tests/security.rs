@@ -3,7 +3,6 @@
 //! status, the `Origin` check, the browser headers, caller data kept off
 //! public views, and a barrage of hostile input that changes nothing.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -14,6 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
+mod common;
+
+use common::TestServer as Server;
 use wallboard::config::Config;
 use wallboard::server::{self, ServeError, ServeOptions};
 
@@ -24,31 +26,10 @@ viewer_tokens = ["viewer-1"]
 supervisor_tokens = ["super-1"]
 "#;
 
-/// A server on 127.0.0.1:0 that stops when dropped.
-struct Server {
-    addr: SocketAddr,
-    _stop: oneshot::Sender<()>,
-}
-
+/// A server with this configuration on 127.0.0.1:0 (the shared harness); stops when dropped.
 async fn start(toml: &str) -> Server {
     let config = Config::parse(toml, "test.toml").expect("test config is valid");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server::run(listener, ServeOptions::new(config), async {
-        let _ = stopped.await;
-    }));
-    Server { addr, _stop: stop }
-}
-
-impl Server {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
-    }
+    Server::start_with(ServeOptions::new(config)).await
 }
 
 fn client() -> reqwest::Client {

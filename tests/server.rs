@@ -35,6 +35,35 @@ async fn settled_snapshot(server: &TestServer, finished: i64) -> Value {
         .await
 }
 
+// Read your writes: `GET /api/snapshot` right after a POST answered holds
+// every event of it (no sleep, no polling), and its seq never goes back.
+#[tokio::test]
+async fn a_snapshot_read_after_a_post_holds_every_event_of_it() {
+    let server = TestServer::start().await;
+    let fresh = server.snapshot().await;
+    assert_eq!(
+        fresh["day"],
+        Value::Null,
+        "a feed clock has no day before its first event"
+    );
+    let lines = journey_lines();
+    let mut seq = 0;
+    for posted in (1..=lines.len()).step_by(3) {
+        let part = &lines[posted.saturating_sub(3)..posted];
+        server.post_ok(&part.join("\n")).await;
+        let snapshot = server.snapshot().await;
+        assert_eq!(
+            sum(&snapshot["outcomes"]),
+            calls_ended_in(&lines[..posted]),
+            "after {posted} events: {snapshot}"
+        );
+        let now = snapshot["seq"].as_u64().expect("seq");
+        assert!(now >= seq, "seq went back from {seq} to {now}");
+        seq = now;
+        assert!(snapshot["day"].is_string(), "{snapshot}");
+    }
+}
+
 // WebSocket: a client that folds every delta into its first snapshot holds
 // exactly what `GET /api/snapshot` returns at the same seq.
 

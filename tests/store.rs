@@ -11,9 +11,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::date;
 use serde_json::Value;
+use wallboard::clock::{Clock, WallClock};
 use wallboard::config::Config;
 use wallboard::feed::{Layout, parse_batch};
-use wallboard::hub::{Clock, Hub, StoreSettings, WallClock};
+use wallboard::hub::{Hub, StoreSettings};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -55,12 +56,12 @@ fn journeys() -> String {
 /// The supervisor's detail as published now.
 fn detail(hub: &Hub) -> Value {
     hub.publish();
-    hub.detail().latest().board.clone()
+    hub.detail_feed().latest().document.clone()
 }
 
 fn board(hub: &Hub) -> Value {
     hub.publish();
-    hub.latest().board.clone()
+    hub.latest().document.clone()
 }
 
 /// A restart rebuilds exactly the board that was there (with the same clock):
@@ -339,7 +340,7 @@ async fn a_restart_records_finished_calls_a_crash_left_out() {
         let received = "2026-11-20T12:00:00Z".parse().unwrap();
         journal
             .append(
-                &[wallboard::journal::Append {
+                &[wallboard::pipeline::Append {
                     events: &batch,
                     received,
                 }],
@@ -356,4 +357,139 @@ async fn a_restart_records_finished_calls_a_crash_left_out() {
         .expect("the day is recorded");
     assert_eq!(past["outcomes"]["answered"], 7);
     assert_eq!(past["definitions"]["reachable"]["boxes"]["missed"], 12);
+}
+
+/// Overwrites the middle of `index`'s root page with junk, as a bad sector would.
+fn damage_index_page(db: &Path, index: &str) {
+    use std::io::{Seek, SeekFrom, Write};
+    let (page_size, root): (i64, i64) = {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        // Everything into the main file first, so the damage is what a restart reads.
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        let size = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        let root = conn
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = ?1",
+                [index],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (size, root)
+    };
+    let mut file = std::fs::OpenOptions::new().write(true).open(db).unwrap();
+    file.seek(SeekFrom::Start(((root - 1) * page_size + 8) as u64))
+        .unwrap();
+    file.write_all(&vec![0xA5; page_size as usize / 2]).unwrap();
+}
+
+fn wallboard_store(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wallboard"))
+        .arg("store")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap()
+}
+
+/// A store with a damaged index is refused on start with the way out named;
+/// `store check` says so, and `store rebuild` keeps every readable event, so
+/// the board comes back whole. Failed before the check: the damaged store
+/// was served and took repeated ids again.
+#[tokio::test]
+async fn a_damaged_store_is_refused_then_rebuilt() {
+    let dir = temp_dir("damaged");
+    let (wall, _) = manual_clock("2026-11-20T20:00:00Z");
+    let before = {
+        let hub = open(&dir, Clock::Wall, &wall);
+        hub.ingest(events(&journeys())).await.unwrap();
+        board(&hub)
+    };
+    let backup = dir.join("backup.sqlite3");
+    let backed_up = wallboard_store(&["backup", backup.to_str().unwrap()], &dir);
+    assert!(backed_up.status.success(), "{backed_up:?}");
+    assert!(wallboard_store(&["check"], &dir).status.success());
+
+    damage_index_page(&dir.join(wallboard::journal::DB_FILE), "events_call");
+    let store = StoreSettings {
+        dir: dir.clone(),
+        retention_days: 90,
+    };
+    let refused = Hub::open(Config::default().engine, Clock::Wall, wall.clone(), store)
+        .err()
+        .expect("a damaged store is refused")
+        .to_string();
+    assert!(refused.contains("is damaged"), "{refused}");
+    assert!(refused.contains("wallboard store rebuild"), "{refused}");
+    let check = wallboard_store(&["check"], &dir);
+    assert!(!check.status.success());
+    assert!(String::from_utf8_lossy(&check.stderr).contains("damaged"));
+
+    let rebuilt = wallboard_store(&["rebuild"], &dir);
+    let said = String::from_utf8_lossy(&rebuilt.stdout);
+    assert!(rebuilt.status.success(), "{rebuilt:?}");
+    let lines = journeys().lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(
+        said.contains(&format!("{lines} events kept, 0 unreadable")),
+        "{said}"
+    );
+    let hub = open(&dir, Clock::Wall, &wall);
+    assert_eq!(board(&hub), before, "every event was readable");
+    let again = hub.ingest(events(&journeys())).await.unwrap();
+    assert_eq!(again.accepted, 0, "repeated ids are refused again");
+}
+
+/// Events lost under the store's feet (a damaged WAL dropped the tail) are
+/// said loudly at the next start: the count acknowledged is kept outside the
+/// WAL. Before, such a restart served the shorter store without a word.
+#[test]
+fn a_restart_that_finds_acknowledged_events_missing_logs_an_error() {
+    let dir = temp_dir("lost");
+    {
+        let mut journal = wallboard::journal::Journal::open(&dir).unwrap();
+        let batch = events(&journeys());
+        let received = "2026-11-20T12:00:00Z".parse().unwrap();
+        let appended = [wallboard::pipeline::Append {
+            events: &batch,
+            received,
+        }];
+        journal.append(&appended, &Default::default()).unwrap();
+    }
+    let db = rusqlite::Connection::open(dir.join(wallboard::journal::DB_FILE)).unwrap();
+    let lost = db
+        .execute(
+            "DELETE FROM events WHERE seq > (SELECT max(seq) - 5 FROM events)",
+            [],
+        )
+        .unwrap();
+    drop(db);
+    assert_eq!(lost, 5);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wallboard"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--clock",
+            "feed",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut started = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut started)
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert!(started.contains("the board is at"), "{started}");
+    assert!(log.contains("ERROR"), "{log}");
+    assert!(log.contains("5 acknowledged events are lost"), "{log}");
 }

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Context;
-use crate::config::{ConfigError, invalid};
+use crate::config::error::{ConfigError, invalid};
+
+/// Every kind of source, as written in `kind = "..."`.
+const KINDS: &[&str] = &["demo", "queue-log", "ami", "esl", "connect", "taskrouter"];
 
 /// Longest source name: it prefixes call and event ids, which events.md caps.
 const MAX_NAME_BYTES: usize = 32;
@@ -83,6 +86,16 @@ pub struct SourceConfig {
 pub enum SourceSettings {
     /// The built-in simulated call centre (`--demo`).
     Demo,
+    /// Asterisk `queue_log`, followed as it grows.
+    QueueLog(super::queue_log::Settings),
+    /// The Asterisk Manager Interface (`kind = "ami"`).
+    Ami(super::ami::AmiSettings),
+    /// FreeSWITCH mod_callcenter over the event socket.
+    Esl(super::esl::EslSettings),
+    /// Amazon Connect contact events posted to `/api/sources/connect`.
+    Connect(super::hosted::connect::ConnectSettings),
+    /// Twilio TaskRouter callbacks posted to `/api/sources/taskrouter`.
+    TaskRouter(super::hosted::taskrouter::TaskRouterSettings),
 }
 
 impl SourceSettings {
@@ -90,6 +103,11 @@ impl SourceSettings {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSettings::Demo => "demo",
+            SourceSettings::QueueLog(_) => "queue-log",
+            SourceSettings::Ami(_) => "ami",
+            SourceSettings::Esl(_) => super::esl::KIND,
+            SourceSettings::Connect(_) => "connect",
+            SourceSettings::TaskRouter(_) => "taskrouter",
         }
     }
 
@@ -100,9 +118,21 @@ impl SourceSettings {
                 no_keys(&table, key)?;
                 Ok(SourceSettings::Demo)
             }
+            "queue-log" => Ok(SourceSettings::QueueLog(super::queue_log::Settings::parse(
+                table, key,
+            )?)),
+            "ami" => super::ami::AmiSettings::parse(table, key).map(SourceSettings::Ami),
+            "esl" => super::esl::EslSettings::parse(table, key).map(SourceSettings::Esl),
+            "connect" => super::hosted::connect::ConnectSettings::parse(table, key)
+                .map(SourceSettings::Connect),
+            "taskrouter" => super::hosted::taskrouter::TaskRouterSettings::parse(table, key)
+                .map(SourceSettings::TaskRouter),
             other => Err(invalid(
                 &format!("{key}.kind"),
-                format!("{other:?} is not a kind of source (known: demo)"),
+                format!(
+                    "{other:?} is not a kind of source (known: {})",
+                    KINDS.join(", ")
+                ),
             )),
         }
     }
@@ -110,7 +140,22 @@ impl SourceSettings {
     /// Starts the source; it runs until the server stops.
     pub fn start(&self, context: Context) -> Option<tokio::task::JoinHandle<()>> {
         match self {
-            SourceSettings::Demo => Some(tokio::spawn(crate::demo::run(context))),
+            SourceSettings::Demo => Some(tokio::spawn(super::demo::run(context))),
+            SourceSettings::QueueLog(settings) => Some(tokio::spawn(super::queue_log::run(
+                context,
+                settings.clone(),
+            ))),
+            SourceSettings::Ami(ami) => Some(tokio::spawn(super::ami::run(ami.clone(), context))),
+            SourceSettings::Esl(esl) => {
+                Some(tokio::spawn(super::esl::client::run(context, esl.clone())))
+            }
+            // Posted to, not run: ready while the server is.
+            SourceSettings::Connect(_) | SourceSettings::TaskRouter(_) => {
+                context
+                    .status()
+                    .set_state(super::SourceState::Connected, None, context.now());
+                None
+            }
         }
     }
 }

@@ -9,9 +9,14 @@
 //! Offline, `classify` and `replay` read the same vendor formats ([`Format`])
 //! through the same mappings.
 
+pub mod ami;
 pub mod checkpoint;
 pub mod config;
+pub mod demo;
+pub mod esl;
+pub mod hosted;
 pub mod offline;
+pub mod queue_log;
 pub mod status;
 
 use std::sync::Arc;
@@ -20,9 +25,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::clock::{Clock, WallClock};
 use crate::engine::IngestReport;
 use crate::event::Event;
-use crate::hub::{Clock, Hub, WallClock};
+use crate::hub::Hub;
 use crate::journal::JournalError;
 use crate::shutdown::Signal;
 
@@ -36,6 +42,17 @@ pub enum Format {
     /// Our own events (events.md): NDJSON or a JSON array.
     #[default]
     Events,
+    /// Asterisk `queue_log` rows, or their database export (CSV with a header).
+    QueueLog,
+    /// Asterisk Manager Interface event blocks (a capture or a console log).
+    Ami,
+    /// FreeSWITCH `event plain` blocks (mod_callcenter).
+    Esl,
+    /// Amazon Connect contact events: NDJSON (or an array) of EventBridge events.
+    Connect,
+    /// Twilio TaskRouter callbacks: one a line, JSON fields or the form body.
+    #[value(name = "taskrouter")]
+    Taskrouter,
 }
 
 /// A vendor record that gave no event because it could not be read.
@@ -202,7 +219,7 @@ impl Context {
 }
 
 /// The queue an event names, so a board knows which sources feed it.
-fn queue_of(event: &Event) -> Option<String> {
+pub(crate) fn queue_of(event: &Event) -> Option<String> {
     use crate::event::EventKind;
     match &event.kind {
         EventKind::Queued { queue } => Some(queue.clone()),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::{Format, Mapped};
+use super::{Format, Mapped, Naming, hosted};
 use crate::event::Event;
 use crate::feed::{self, FileError};
 
@@ -16,6 +16,19 @@ const NAMED_SKIPS: usize = 5;
 pub fn read_file(format: Format, path: &Path) -> Result<Vec<Event>, FileError> {
     match format {
         Format::Events => feed::read_file(path),
+        Format::QueueLog => read_vendor(path, super::queue_log::map_offline),
+        Format::Ami => read_vendor(path, |bytes| {
+            super::ami::map_file(bytes, &super::Naming::offline("ami"))
+        }),
+        Format::Esl => super::esl::read_file(path),
+        Format::Connect => read_vendor(path, |bytes| {
+            let (naming, settings) = (Naming::offline("connect"), Default::default());
+            hosted::connect::Mapper::new(&naming, &settings).map_file(bytes)
+        }),
+        Format::Taskrouter => read_vendor(path, |bytes| {
+            let (naming, activities) = (Naming::offline("taskrouter"), Default::default());
+            hosted::taskrouter::Mapper::new(&naming, &activities).map_file(bytes)
+        }),
     }
 }
 

@@ -1,16 +1,29 @@
 //! Each source's state as people see it (`GET /api/sources`, `/metrics`,
-//! the pages): connected or not since when, events taken, records skipped.
+//! the pages): connected or not since when, events taken, records skipped;
+//! and which feeds are down, for the boards' "feed down since 10:42" line.
+//!
+//! A source is down when it is `failed`, or `connecting` after having been
+//! connected, or still on its very first try [`STARTUP_GRACE`] after start
+//! (so a PBX that answers within a few seconds of our start never flashes
+//! the line). It is down since it first stopped feeding: the moment it left
+//! `connected` (a reconnect failing on is the same outage), or its first
+//! failure, or its start for a first try that hangs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::protocol::FeedDown;
 
 /// Skipped records logged at warn per source; the rest are only counted.
 const LOGGED_SKIPS: u64 = 5;
 /// Queues remembered per source (for the boards' "feed down" line).
 const MAX_QUEUES: usize = 1000;
+/// How long a source's first try may take before boards call it down.
+pub const STARTUP_GRACE: SignedDuration = SignedDuration::from_secs(5);
 
 /// Whether a source is feeding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,6 +71,22 @@ pub struct StatusView {
     pub last_error: Option<String>,
     /// The queues its events named.
     pub queues: BTreeSet<String>,
+    /// When it stopped feeding (left `connected`, or first failed); `None`
+    /// while connected or on its first try.
+    #[serde(skip)]
+    pub stopped_at: Option<Timestamp>,
+}
+
+impl StatusView {
+    /// Since when the source is down at `now` (see the module's rule), or
+    /// `None` when it is feeding or still within its first try's grace.
+    pub fn down_since(&self, now: Timestamp) -> Option<Timestamp> {
+        match (self.state, self.stopped_at) {
+            (SourceState::Connected, _) => None,
+            (_, Some(stopped)) => Some(stopped),
+            (_, None) => (now.duration_since(self.since) >= STARTUP_GRACE).then_some(self.since),
+        }
+    }
 }
 
 /// A source's live status, shared by the source and the web layer.
@@ -65,13 +94,20 @@ pub struct StatusView {
 pub struct Status {
     name: String,
     view: Mutex<StatusView>,
+    /// Notified on every state change, so the boards show it promptly.
+    changed: Arc<Notify>,
 }
 
 impl Status {
     /// A source that has not connected yet.
     pub fn new(name: &str, kind: &'static str, now: Timestamp) -> Status {
+        Status::notifying(name, kind, now, Arc::new(Notify::new()))
+    }
+
+    fn notifying(name: &str, kind: &'static str, now: Timestamp, changed: Arc<Notify>) -> Status {
         Status {
             name: name.to_owned(),
+            changed,
             view: Mutex::new(StatusView {
                 name: name.to_owned(),
                 kind,
@@ -82,6 +118,7 @@ impl Status {
                 skipped: 0,
                 last_error: None,
                 queues: BTreeSet::new(),
+                stopped_at: None,
             }),
         }
     }
@@ -109,9 +146,15 @@ impl Status {
         if view.state == state {
             return;
         }
+        match state {
+            SourceState::Connected => view.stopped_at = None,
+            _ => view.stopped_at = view.stopped_at.or(Some(now)),
+        }
         view.state = state;
         view.since = now;
         drop(view);
+        // A stored permit if the publisher is busy: the change is not lost.
+        self.changed.notify_one();
         match (state, error) {
             (SourceState::Connected, _) => tracing::info!(source = %self.name, "source connected"),
             (_, Some(e)) => tracing::warn!(source = %self.name, "source {}: {e:?}", state.as_str()),
@@ -149,17 +192,42 @@ impl Status {
 #[derive(Debug, Default)]
 pub struct Sources {
     statuses: Vec<Arc<Status>>,
+    changed: Arc<Notify>,
 }
 
 impl Sources {
     /// The statuses of these sources, all connecting.
     pub fn new(configs: &[super::SourceConfig], now: Timestamp) -> Sources {
+        let changed = Arc::new(Notify::new());
+        let status = |c: &super::SourceConfig| {
+            Status::notifying(&c.name, c.settings.kind(), now, changed.clone())
+        };
         Sources {
-            statuses: configs
-                .iter()
-                .map(|c| Arc::new(Status::new(&c.name, c.settings.kind(), now)))
-                .collect(),
+            statuses: configs.iter().map(|c| Arc::new(status(c))).collect(),
+            changed,
         }
+    }
+
+    /// Notified when any source changes state.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    /// The sources down at `now`, by name, with since when and their queues.
+    pub fn feeds_down(&self, now: Timestamp) -> BTreeMap<String, FeedDown> {
+        self.views()
+            .into_iter()
+            .filter_map(|v| {
+                let since = v.down_since(now)?;
+                Some((
+                    v.name,
+                    FeedDown {
+                        since,
+                        queues: v.queues,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// The status of the source called `name`.
@@ -200,5 +268,56 @@ mod tests {
         let v = s.view();
         assert_eq!((v.events, v.skipped, v.last_event_at), (2, 1, Some(t1)));
         assert!(v.queues.contains("q"));
+    }
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_795_000_000 + secs).unwrap()
+    }
+
+    /// What happens, the state changes (state, at second), when we look, and
+    /// since when the source is down then (or not).
+    type Case = (
+        &'static str,
+        &'static [(SourceState, i64)],
+        i64,
+        Option<i64>,
+    );
+
+    /// The rule for "down", case by case.
+    #[test]
+    fn down_follows_the_rule() {
+        use SourceState::*;
+        let cases: &[Case] = &[
+            ("first try, within the grace", &[], 4, None),
+            ("first try hanging past the grace", &[], 5, Some(0)),
+            ("refused at once", &[(Failed, 1)], 1, Some(1)),
+            ("connected", &[(Connected, 1)], 60, None),
+            ("dropped", &[(Connected, 1), (Connecting, 30)], 30, Some(30)),
+            (
+                "dropped, then retries fail",
+                &[(Connected, 1), (Connecting, 30), (Failed, 31)],
+                40,
+                Some(30),
+            ),
+            (
+                "back again",
+                &[(Connected, 1), (Connecting, 30), (Connected, 35)],
+                40,
+                None,
+            ),
+            (
+                "a second outage counts from its own start",
+                &[(Failed, 1), (Connected, 2), (Connecting, 50)],
+                60,
+                Some(50),
+            ),
+        ];
+        for (what, steps, now, want) in cases {
+            let s = Status::new("pbx", "ami", at(0));
+            for (state, t) in *steps {
+                s.set_state(*state, None, at(*t));
+            }
+            assert_eq!(s.view().down_since(at(*now)), want.map(at), "{what}");
+        }
     }
 }

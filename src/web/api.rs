@@ -78,14 +78,14 @@ pub async fn snapshot(
     State(app): State<Arc<AppState>>,
     Query(query): Query<SnapshotQuery>,
 ) -> Result<Response, WebError> {
-    let latest = app.hub.latest();
+    let latest = app.hub.current();
     let Some(day) = query.day else {
         return Ok(json_text(latest.json.clone()));
     };
     let day: Date = day
         .parse()
         .map_err(|_| WebError::BadRequest(format!("day {day:?} is not a date like 2026-11-20")))?;
-    if latest.board.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
+    if latest.document.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
         return Ok(json_text(latest.json.clone()));
     }
     match app.hub.past_day(day).await {
@@ -98,7 +98,8 @@ pub async fn snapshot(
 /// `GET /api/supervisor`: the supervisor's detail (live calls, agents,
 /// callers to call back, calls per 15 minutes), with its `seq`.
 pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
-    json_text(app.hub.detail().latest().json.clone())
+    app.hub.catch_up();
+    json_text(app.hub.detail_feed().latest().json.clone())
 }
 
 /// `GET /api/sources`: each telephony source's state.

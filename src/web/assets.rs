@@ -27,6 +27,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/live.js"),
     ),
     (
+        "tiles.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/tiles.js"),
+    ),
+    (
         "supervisor.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/supervisor.js"),

@@ -18,6 +18,8 @@ use super::AppState;
 use crate::config::Config;
 use crate::security::{Auth, Role};
 
+/// The header a vendor's connection may carry the ingest token in instead of `Authorization`.
+pub const TOKEN_HEADER: &str = "x-wallboard-token";
 /// The cookie a `?token=` page visit sets.
 pub const COOKIE: &str = "wallboard_token";
 /// How long the cookie lasts: a TV kiosk opened once keeps working (browsers cap at 400 days).
@@ -44,7 +46,9 @@ pub fn required(method: &Method, path: &str, board_is_public: impl Fn(&str) -> b
     match path {
         "/healthz" | "/favicon.ico" => Need::Open,
         _ if path.starts_with("/static/") => Need::Open,
-        "/api/events" => Need::Ingest,
+        "/api/events" | "/api/sources/connect" => Need::Ingest,
+        // Twilio cannot send a token: its signature, checked by the handler, stands in.
+        "/api/sources/taskrouter" => Need::Open,
         "/api/snapshot" | "/ws" => Need::Viewer,
         "/" if board_is_public("") => Need::Viewer,
         "/" => Need::Supervisor,
@@ -114,6 +118,16 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
+/// `X-Wallboard-Token: <token>`, for the vendor routes whose senders set a
+/// header's name and value but not an `Authorization` scheme as such.
+fn plain_header<'h>(headers: &'h HeaderMap, path: &str) -> Option<&'h str> {
+    if !path.starts_with("/api/sources/") {
+        return None;
+    }
+    let value = headers.get(TOKEN_HEADER)?.to_str().ok()?;
+    Some(value.trim())
+}
+
 fn cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -179,7 +193,9 @@ pub async fn require_role(
     let (from_query, rest) = query_token(request.uri().query());
     let presented = match from_query {
         Some(token) if page || websocket => Some(token),
-        _ => bearer(request.headers()).or_else(|| cookie(request.headers())),
+        _ => bearer(request.headers())
+            .or_else(|| plain_header(request.headers(), &path))
+            .or_else(|| cookie(request.headers())),
     };
     let Some((index, role)) = presented.and_then(|t| role_of(auth, t)) else {
         return unauthorized(page, presented.is_some(), &need);
@@ -274,6 +290,9 @@ mod tests {
             ("/healthz", Need::Open),
             ("/static/board.js", Need::Open),
             ("/api/events", Need::Ingest),
+            ("/api/sources/connect", Need::Ingest),
+            ("/api/sources/taskrouter", Need::Open),
+            ("/api/sources", Need::Supervisor),
             ("/", Need::Viewer),
             ("/api/snapshot", Need::Viewer),
             ("/ws", Need::Viewer),

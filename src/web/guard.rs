@@ -51,8 +51,9 @@ pub fn harden(routes: Router, state: &Arc<AppState>) -> Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::{Clock, system_clock};
     use crate::config::Config;
-    use crate::hub::{Clock, Hub, system_clock};
+    use crate::hub::Hub;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use axum::routing::get;

@@ -1,5 +1,6 @@
 //! HTTP and WebSocket: the router ([`app`]) and the errors clients see.
-//! - [`api`]: ingest, snapshot, health and metrics.
+//! - [`api`]: ingest, snapshot, health and metrics; [`hosted`]: the routes
+//!   hosted contact centres post their own events to.
 //! - [`ws`]: the board's WebSocket.
 //! - [`pages`]: the server-rendered boards and supervisor page; [`assets`]:
 //!   their scripts and styles.
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod conn;
 pub mod guard;
 pub mod headers;
+pub mod hosted;
 pub mod limits;
 pub mod pages;
 pub mod ws;
@@ -48,6 +50,14 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/", get(pages::board))
         .route("/board/{name}", get(pages::named_board))
         .route("/api/events", guard::ingest(post(api::post_events), &state))
+        .route(
+            "/api/sources/connect",
+            guard::ingest(post(hosted::post_connect), &state),
+        )
+        .route(
+            "/api/sources/taskrouter",
+            guard::ingest(post(hosted::post_taskrouter), &state),
+        )
         .route("/api/snapshot", get(api::snapshot))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))

@@ -8,14 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
-use crate::hub::{Feed, Hub};
+use crate::hub::Hub;
+use crate::publish::Feed;
 
 /// Clients send almost nothing: a small read buffer (tungstenite's default is 128 KiB).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -24,7 +25,7 @@ pub const PING_EVERY: Duration = Duration::from_secs(15);
 
 /// Upgrades to the board's WebSocket.
 pub async fn upgrade(State(app): State<Arc<AppState>>, ws: WebSocketUpgrade) -> Response {
-    upgrade_to(ws, app, Hub::board)
+    upgrade_to(ws, app, Hub::board_feed)
 }
 
 /// Upgrades to the supervisor's detail WebSocket (caller numbers, agent names).
@@ -32,7 +33,7 @@ pub async fn upgrade_supervisor(
     State(app): State<Arc<AppState>>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    upgrade_to(ws, app, Hub::detail)
+    upgrade_to(ws, app, Hub::detail_feed)
 }
 
 fn upgrade_to(ws: WebSocketUpgrade, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) -> Response {
@@ -60,6 +61,11 @@ impl Drop for ClientGuard<'_> {
     }
 }
 
+/// A published message as a WebSocket text message (it was serialized as JSON, so UTF-8).
+fn text(json: bytes::Bytes) -> Message {
+    Message::Text(Utf8Bytes::try_from(json).unwrap_or_else(|_| Utf8Bytes::from_static("{}")))
+}
+
 async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let hub: &Hub = &app.hub;
     let _guard = ClientGuard::new(&hub.counters().clients);
@@ -72,7 +78,7 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let mut frames = feed.subscribe();
     let snapshot = feed.latest();
     let mut seq = snapshot.seq;
-    let first = Message::Text(snapshot.snapshot_message());
+    let first = text(snapshot.snapshot_message());
     if send_within(&mut sink, first, peer_timeout).await.is_err() {
         return;
     }
@@ -92,13 +98,13 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
                 Ok(frame) if frame.seq <= seq => continue,
                 Ok(frame) if frame.seq == seq + 1 => {
                     seq = frame.seq;
-                    Message::Text(frame.text)
+                    text(frame.text)
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {
                     hub.counters().resyncs.fetch_add(1, Ordering::Relaxed);
                     let snapshot = feed.latest();
                     seq = snapshot.seq;
-                    Message::Text(snapshot.snapshot_message())
+                    text(snapshot.snapshot_message())
                 }
                 Err(RecvError::Closed) => break,
             },

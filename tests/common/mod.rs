@@ -15,9 +15,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::hub::Clock;
-use wallboard::server::{self, ServeOptions};
+use wallboard::server::{self, ServeOptions, Server};
 
 /// How long any wait for the server may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -52,9 +52,14 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, options, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            let server = Server::open(options).await?;
+            server
+                .run(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
         TestServer {
             addr,
             base: format!("http://{addr}"),
@@ -83,10 +88,12 @@ impl TestServer {
                     clock: Clock::Feed,
                     ..ServeOptions::new(Config::default())
                 };
-                server::run(listener, options, async move {
-                    let _ = stopped.await;
-                })
-                .await
+                let server = Server::open(options).await?;
+                server
+                    .run(listener, async move {
+                        let _ = stopped.await;
+                    })
+                    .await
             })
         });
         TestServer {
@@ -112,6 +119,11 @@ impl TestServer {
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The WebSocket URL of `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
     }
 
     /// Posts a body with a content type to `/api/events`: (status, JSON reply).
@@ -324,10 +336,16 @@ impl WsClient {
 
 /// The sum of the counts in a JSON object of counts (absent: 0).
 pub fn sum(counts: &Value) -> i64 {
+    counts_in(counts).map(|(_, n)| n).sum()
+}
+
+/// Each (name, count) of a JSON object of counts.
+pub fn counts_in(counts: &Value) -> impl Iterator<Item = (&str, i64)> {
     counts
         .as_object()
-        .map(|m| m.values().filter_map(Value::as_i64).sum())
-        .unwrap_or(0)
+        .into_iter()
+        .flatten()
+        .map(|(name, n)| (name.as_str(), n.as_i64().unwrap_or(0)))
 }
 
 /// The board without the fields that move on their own (`now`, `seq`).

@@ -4,19 +4,26 @@
 //! replay can always rebuild: each finished call as it last counted (past
 //! days) and each agent's latest status.
 
+mod prune;
+mod rebuild;
+
+pub use prune::Pruner;
+pub use rebuild::restore;
+
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::engine::{AgentEntry, Counted};
+use crate::engine::Changes;
 use crate::event::{AgentStatus, Event};
 use crate::outcome::{Outcome, Verdict};
 
 /// The schema this build writes; a store with another is refused, never rewritten.
 const SCHEMA_VERSION: i64 = 2;
-const DB_FILE: &str = "wallboard.sqlite3";
+/// The database file's name in the data directory.
+pub const DB_FILE: &str = "wallboard.sqlite3";
 
 const SCHEMA: &str = "
 CREATE TABLE events (
@@ -95,6 +102,21 @@ pub enum JournalError {
         /// Why.
         message: String,
     },
+    /// A group commit failed; every batch in the group shares its error.
+    #[error("committing events: {0}")]
+    Commit(std::sync::Arc<JournalError>),
+    /// The store failed SQLite's integrity check: refused, never served.
+    #[error(
+        "store {path} is damaged ({problem}); the server will not serve it. Restore a backup \
+         (made with `wallboard store backup FILE`), or run `wallboard store rebuild --data-dir DIR` \
+         to keep every event that is still readable"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's first complaint.
+        problem: String,
+    },
     /// The writer thread has stopped.
     #[error("the store's writer has stopped")]
     Stopped,
@@ -113,23 +135,6 @@ pub struct FinishedRow {
     pub verdict: Verdict,
 }
 
-/// Rows derived from the events (rebuildable by replaying them): finished
-/// calls as they count now, and agents as they are now.
-#[derive(Debug, Default)]
-pub struct Derived {
-    /// Finished calls whose count changed.
-    pub finished: Vec<(String, Counted)>,
-    /// Agents whose state changed.
-    pub agents: Vec<(String, AgentEntry)>,
-}
-
-impl Derived {
-    /// Whether there is nothing to record.
-    pub fn is_empty(&self) -> bool {
-        self.finished.is_empty() && self.agents.is_empty()
-    }
-}
-
 /// An agent as the store last recorded it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentRow {
@@ -145,13 +150,8 @@ pub struct AgentRow {
     pub reason: Option<String>,
 }
 
-/// One batch to append: its events and the engine time it is applied at.
-pub struct Append<'a> {
-    /// The events, all valid.
-    pub events: &'a [Event],
-    /// The engine's now when applied.
-    pub received: Timestamp,
-}
+/// The side file that records, outside the WAL, the last seq acknowledged.
+pub const ACKED_FILE: &str = "acknowledged";
 
 /// The open store.
 pub struct Journal {
@@ -159,6 +159,35 @@ pub struct Journal {
     conn: Connection,
     /// The seq of the last event appended.
     last_seq: i64,
+    /// Where each commit records its last seq, so that a restart that finds
+    /// fewer events than were acknowledged says so loudly (see [`Acked`]).
+    acked: Option<Acked>,
+}
+
+/// The last seq acknowledged, kept in a small file beside the database and
+/// written after each commit: it can lag the store (a crash between the two)
+/// but never lead it, so a store that holds less than it says was lost.
+struct Acked(std::fs::File);
+
+impl Acked {
+    fn open(dir: &Path) -> std::io::Result<(Acked, Option<i64>)> {
+        use std::io::Read as _;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(ACKED_FILE))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        Ok((Acked(file), text.trim().parse().ok()))
+    }
+
+    fn record(&self, seq: i64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        // Fixed width, so each write replaces the last one whole.
+        self.0.write_all_at(format!("{seq:>20}\n").as_bytes(), 0)
+    }
 }
 
 fn ms(t: Timestamp) -> i64 {
@@ -186,12 +215,15 @@ impl Journal {
             path,
             conn,
             last_seq: 0,
+            acked: None,
         };
         journal.prepare()?;
+        journal.refuse_damage()?;
         journal.last_seq = journal
             .conn
             .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(journal.sqlite())?;
+        journal.compare_acknowledged(dir);
         Ok(journal)
     }
 
@@ -210,7 +242,65 @@ impl Journal {
             path,
             conn,
             last_seq: 0,
+            acked: None,
         })
+    }
+
+    /// SQLite's `quick_check`: `Ok(None)` when the store is sound, else the
+    /// first problem it names (a damaged page, an index out of step).
+    pub fn quick_check(&self) -> Result<Option<String>, JournalError> {
+        let e = self.sqlite();
+        let mut stmt = self.conn.prepare("PRAGMA quick_check").map_err(&e)?;
+        let mut rows = stmt.query([]).map_err(&e)?;
+        let mut problems = Vec::new();
+        while let Some(row) = rows.next().map_err(&e)? {
+            let line: String = row.get(0).map_err(&e)?;
+            if line != "ok" {
+                problems.push(line);
+            }
+        }
+        Ok(match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            n => Some(format!("{} and {} more problems", problems[0], n - 1)),
+        })
+    }
+
+    /// Refuses a damaged store: serving one would count what it lost as
+    /// never having happened, and take repeated ids again.
+    fn refuse_damage(&self) -> Result<(), JournalError> {
+        let problem = match self.quick_check() {
+            Ok(None) => return Ok(()),
+            Ok(Some(problem)) => problem,
+            // A page so damaged that the check itself cannot read it.
+            Err(JournalError::Sqlite { source, .. }) => source.to_string(),
+            Err(other) => return Err(other),
+        };
+        Err(JournalError::Damaged {
+            path: self.path.clone(),
+            problem,
+        })
+    }
+
+    /// Opens the acknowledged-seq file and logs at error when the store
+    /// holds fewer events than a run before acknowledged (a damaged WAL).
+    fn compare_acknowledged(&mut self, dir: &Path) {
+        match Acked::open(dir) {
+            Ok((acked, recorded)) => {
+                if let Some(recorded) = recorded.filter(|r| *r > self.last_seq) {
+                    tracing::error!(
+                        "store {}: events up to seq {recorded} were acknowledged, but it holds \
+                         events only up to seq {}: {} acknowledged events are lost",
+                        self.path.display(),
+                        self.last_seq,
+                        recorded - self.last_seq
+                    );
+                }
+                let _ = acked.record(self.last_seq);
+                self.acked = Some(acked);
+            }
+            Err(e) => tracing::error!("cannot keep {ACKED_FILE} in {}: {e}", dir.display()),
+        }
     }
 
     fn sqlite(&self) -> impl Fn(rusqlite::Error) -> JournalError + '_ {
@@ -275,8 +365,8 @@ impl Journal {
     /// Returns, per batch, which of its events were new (not a repeated id).
     pub fn append(
         &mut self,
-        batches: &[Append<'_>],
-        derived: &Derived,
+        batches: &[crate::pipeline::Append<'_>],
+        derived: &Changes,
     ) -> Result<Vec<Vec<bool>>, JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
@@ -317,12 +407,17 @@ impl Journal {
         write_derived(&tx, derived, self.last_seq).map_err(e)?;
         tx.commit().map_err(e)?;
         self.last_seq = last_seq;
+        if let Some(acked) = &self.acked
+            && let Err(e) = acked.record(last_seq)
+        {
+            tracing::error!("recording the acknowledged seq: {e}");
+        }
         Ok(fresh)
     }
 
     /// Records derived rows, with every event appended so far applied (they
     /// may lag the events; the watermark says how far they are complete).
-    pub fn record_derived(&mut self, derived: &Derived) -> Result<(), JournalError> {
+    pub fn record_derived(&mut self, derived: &Changes) -> Result<(), JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
             path: path.clone(),
@@ -570,6 +665,19 @@ impl Journal {
                 [first_day.to_string()],
             )
             .map_err(&e)?;
+        if events > 0
+            && let Some(acked) = &self.acked
+        {
+            // Pruning may remove the newest events of an idle store: the
+            // store then holds less than was acknowledged, and rightly so.
+            let held: i64 = self
+                .conn
+                .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+                .map_err(&e)?;
+            if let Err(e) = acked.record(held) {
+                tracing::error!("recording the acknowledged seq: {e}");
+            }
+        }
         Ok((events, calls))
     }
 }
@@ -578,7 +686,7 @@ impl Journal {
 /// event seq whose effects they include).
 fn write_derived(
     tx: &rusqlite::Transaction<'_>,
-    derived: &Derived,
+    derived: &Changes,
     through: i64,
 ) -> rusqlite::Result<()> {
     let mut agent = tx.prepare_cached(
@@ -596,7 +704,7 @@ fn write_derived(
             a.reason
         ])?;
     }
-    let finished = &derived.finished;
+    let finished = &derived.counted;
     tx.execute(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
@@ -610,6 +718,7 @@ fn write_derived(
            agent = excluded.agent, caller = excluded.caller, finished_at = excluded.finished_at",
     )?;
     for (call, c) in finished {
+        let call: &str = call;
         let v = &c.verdict;
         upsert.execute(params![
             call,

@@ -14,42 +14,10 @@ use crate::definition::{BUILT_IN, BuiltInSettings, Definition, NamedRule};
 use crate::engine::EngineSettings;
 use crate::stats::FigureSettings;
 
-/// Why the configuration cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML or has unknown keys or wrong types.
-    #[error("config file {path}: {message}")]
-    Parse {
-        /// The file.
-        path: String,
-        /// The parser's message, which names the key and line.
-        message: String,
-    },
-    /// A value is out of range or names something unknown.
-    #[error("config key `{key}`: {message}")]
-    Invalid {
-        /// The key, dotted.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
+pub mod error;
 
-/// A value of `key` is out of range or names something unknown.
-pub(crate) fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
+pub use error::ConfigError;
+use error::invalid;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -221,43 +189,56 @@ impl Config {
                 ))
             }
         };
-        let window = minutes("site.window_minutes", raw.site.window_minutes, 60, 24 * 60)?;
+        // Defaults live once, in the settings' own `Default`s.
+        let defaults = EngineSettings::default();
+        let built_in_defaults = BuiltInSettings::default();
+        let mins = |d: Option<SignedDuration>| d.unwrap_or_default().as_mins();
+        let window = minutes(
+            "site.window_minutes",
+            raw.site.window_minutes,
+            defaults.window.as_mins(),
+            24 * 60,
+        )?;
         let late_window = minutes(
             "site.late_window_minutes",
             raw.site.late_window_minutes,
-            60,
+            mins(defaults.late_window),
             7 * 24 * 60,
         )?;
         let stale_after = minutes(
             "site.stale_after_minutes",
             raw.site.stale_after_minutes,
-            240,
+            mins(defaults.stale_after),
             7 * 24 * 60,
         )?;
         let figures = FigureSettings {
             service_level_ms: secs_to_ms(
                 "figures.service_level_secs",
                 raw.figures.service_level_secs,
-                20.0,
+                defaults.figures.service_level_ms,
             )?,
             short_abandon_ms: secs_to_ms(
                 "figures.short_abandon_secs",
                 raw.figures.short_abandon_secs,
-                0.0,
+                defaults.figures.short_abandon_ms,
             )?,
         };
         let built_in = BuiltInSettings {
             nhs_abandon_after_ms: secs_to_ms(
                 "definitions.nhs.abandon_after_secs",
                 raw.definitions.nhs.abandon_after_secs,
-                30.0,
+                built_in_defaults.nhs_abandon_after_ms,
             )?,
-            ring_group_fishing_mode: raw.definitions.ring_group.fishing_mode.unwrap_or(false),
+            ring_group_fishing_mode: raw
+                .definitions
+                .ring_group
+                .fishing_mode
+                .unwrap_or(built_in_defaults.ring_group_fishing_mode),
             reachable_separate_self_served: raw
                 .definitions
                 .reachable
                 .separate_self_served
-                .unwrap_or(false),
+                .unwrap_or(built_in_defaults.reachable_separate_self_served),
         };
         let mut definitions = Definition::built_ins(&built_in);
         for (name, map) in raw.definitions.custom {
@@ -308,18 +289,18 @@ impl Config {
                 window,
                 late_window: Some(late_window),
                 stale_after: Some(stale_after),
-                keep_days: Some(2),
-                feed_clock: false,
-                dedupe_ids: true,
-                track_changes: false,
+                ..defaults
             },
             default_definition,
         })
     }
 }
 
-fn secs_to_ms(key: &str, value: Option<f64>, default: f64) -> Result<i64, ConfigError> {
-    let secs = value.unwrap_or(default);
+/// Seconds as written, in milliseconds; `default_ms` when not written.
+fn secs_to_ms(key: &str, value: Option<f64>, default_ms: i64) -> Result<i64, ConfigError> {
+    let Some(secs) = value else {
+        return Ok(default_ms);
+    };
     if secs.is_finite() && (0.0..=86_400.0).contains(&secs) {
         Ok((secs * 1000.0).round() as i64)
     } else {
@@ -339,7 +320,7 @@ fn named_rule(key: &str, rule: RawRule) -> Result<NamedRule, ConfigError> {
             at_least,
             below,
         } => NamedRule::ByWait {
-            at_least_ms: secs_to_ms(&format!("{key}.at_least_secs"), Some(at_least_secs), 0.0)?,
+            at_least_ms: secs_to_ms(&format!("{key}.at_least_secs"), Some(at_least_secs), 0)?,
             at_least,
             below,
         },

@@ -110,7 +110,6 @@ const AGENTS: [(&str, &[usize]); 14] = [
     ("ned", &[PRESCRIPTIONS, RESULTS, APPOINTMENTS]),
 ];
 
-/// Feeds simulated events into the hub until shutdown.
 /// The `[[source]]` that `--demo` adds: call ids as the simulator writes them.
 pub fn source_config() -> crate::source::SourceConfig {
     crate::source::SourceConfig {
@@ -120,6 +119,7 @@ pub fn source_config() -> crate::source::SourceConfig {
     }
 }
 
+/// Feeds simulated events into the hub until shutdown, on the clock its context gives.
 pub async fn run(source: Context) {
     let tz = source.time_zone();
     let start = source.now();
@@ -1432,8 +1432,8 @@ mod tests {
     async fn run_feeds_the_hub_until_shutdown() {
         let hub = Arc::new(Hub::in_memory(
             EngineSettings::default(),
-            crate::hub::Clock::Wall,
-            crate::hub::system_clock(),
+            crate::clock::Clock::Wall,
+            crate::clock::system_clock(),
         ));
         let (trigger, signal) = crate::shutdown::channel();
         let status = Arc::new(crate::source::Status::new("demo", "demo", start()));
@@ -1442,7 +1442,7 @@ mod tests {
             status,
             crate::source::Naming::offline("demo"),
             crate::source::Checkpoints::new(None),
-            (crate::hub::Clock::Wall, crate::hub::system_clock()),
+            (crate::clock::Clock::Wall, crate::clock::system_clock()),
             signal,
         );
         let task = tokio::spawn(run(context));

@@ -1,0 +1,128 @@
+//! Publishing: each document (the board, the supervisor's detail) is held as
+//! its latest version and fanned out as deltas (JSON Merge Patch), each
+//! serialized once and shared as bytes by every client. Knows no web types.
+
+pub mod protocol;
+
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::patch;
+
+/// Changes arriving within this window after the first go into one delta.
+pub const FOLD_WINDOW: Duration = Duration::from_millis(20);
+/// With no change, the board is still republished this often (the clock moves).
+pub const TICK: Duration = Duration::from_secs(1);
+/// Deltas a slow client may fall behind before it is resynced with a snapshot.
+const BACKLOG: usize = 256;
+
+/// A published document (the board, or the supervisor's detail): its seq,
+/// the value, and the serialized snapshot.
+#[derive(Debug)]
+pub struct Published {
+    /// The last delta folded into it.
+    pub seq: u64,
+    /// The document (board or detail) without `seq`.
+    pub document: Value,
+    /// The snapshot JSON (the document with `seq`), serialized once and
+    /// shared by every request for it.
+    pub json: Bytes,
+    /// Its key in a snapshot message: `board` or `detail`.
+    key: &'static str,
+    /// The snapshot message (UTF-8 JSON), built once on first use and shared
+    /// by every client that connects (or resyncs) at this seq.
+    message: OnceLock<Bytes>,
+}
+
+impl Published {
+    fn new(key: &'static str, seq: u64, document: Value) -> Published {
+        // `seq` goes in front of the serialized object (not into a copy of it).
+        let body = document.to_string();
+        let json = match body.strip_prefix('{') {
+            Some("}") | None => format!(r#"{{"seq":{seq}}}"#),
+            Some(rest) => format!(r#"{{"seq":{seq},{rest}"#),
+        };
+        Published {
+            seq,
+            json: json.into(),
+            document,
+            key,
+            message: OnceLock::new(),
+        }
+    }
+
+    /// The snapshot message that hands a client this document (UTF-8 JSON).
+    pub fn snapshot_message(&self) -> Bytes {
+        self.message
+            .get_or_init(|| {
+                let json = std::str::from_utf8(&self.json).expect("serialized JSON is UTF-8");
+                protocol::snapshot_text(self.key, self.seq, json).into()
+            })
+            .clone()
+    }
+}
+
+/// A delta message, serialized once for every client.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Its seq.
+    pub seq: u64,
+    /// `{"type":"delta","seq":N,"patch":...}` (UTF-8 JSON).
+    pub text: Bytes,
+}
+
+/// One published document and its fan-out: the latest version, and a delta
+/// (JSON Merge Patch, serialized once) broadcast for every change.
+pub struct Feed {
+    key: &'static str,
+    latest: RwLock<Arc<Published>>,
+    frames: broadcast::Sender<Frame>,
+}
+
+impl Feed {
+    /// A feed whose first version (seq 0) is `value`, sent under `key` in snapshots.
+    pub fn new(key: &'static str, value: Value) -> Feed {
+        Feed {
+            key,
+            latest: RwLock::new(Arc::new(Published::new(key, 0, value))),
+            frames: broadcast::channel(BACKLOG).0,
+        }
+    }
+
+    /// The latest published version.
+    pub fn latest(&self) -> Arc<Published> {
+        self.latest
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Subscribes to deltas. Subscribe first, then read [`Feed::latest`], so no
+    /// delta falls between the snapshot and the stream.
+    pub fn subscribe(&self) -> broadcast::Receiver<Frame> {
+        self.frames.subscribe()
+    }
+
+    /// Publishes `value` as a delta if it differs from the latest. Callers
+    /// publish one feed from one place at a time (the hub's publish lock).
+    pub fn publish(&self, value: Value) {
+        let previous = self.latest();
+        let Some(patch) = patch::diff(&previous.document, &value) else {
+            return;
+        };
+        let seq = previous.seq + 1;
+        let text = protocol::delta_text(seq, patch);
+        // Publish the document before the delta: a client that reads `latest`
+        // after subscribing then sees either this seq or the delta to it.
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Published::new(self.key, seq, value));
+        let _ = self.frames.send(Frame {
+            seq,
+            text: text.into(),
+        });
+    }
+}

@@ -1,0 +1,224 @@
+//! The Asterisk Manager Interface source (`kind = "ami"`): [`wire`] splits
+//! the protocol into blocks, [`map`] turns event blocks into events, and
+//! [`client`] logs in, resyncs with `QueueStatus`, pings and reconnects.
+//! Offline, [`map_file`] reads a capture through the same mapping.
+
+pub mod client;
+pub mod map;
+pub mod wire;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use client::run;
+pub use map::{Arrival, Mapper};
+
+use super::config::kind_settings;
+use super::{Mapped, Naming, Skipped};
+use crate::config::error::{ConfigError, invalid};
+use wire::Frame;
+
+/// How often we ping, and how long a ping may go unanswered.
+const PING_SECS: f64 = 20.0;
+const PING_TIMEOUT_SECS: f64 = 10.0;
+
+/// A `[[source]]` of kind `ami`, as validated.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmiSettings {
+    /// The Asterisk host.
+    pub host: String,
+    /// Its manager port.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The `manager.conf` user.
+    pub username: String,
+    /// Its secret, written in the configuration...
+    #[serde(default)]
+    secret: Option<String>,
+    /// ...or read from this file (trailing newline dropped) at each login.
+    #[serde(default)]
+    secret_file: Option<PathBuf>,
+    /// TLS (`tls = true`) is not built in; refused at startup.
+    #[serde(default)]
+    tls: bool,
+    /// Seconds between our pings (hidden: tests shorten it).
+    #[serde(default = "default_ping")]
+    ping_secs: f64,
+    /// Seconds a ping may go unanswered before we reconnect (hidden).
+    #[serde(default = "default_ping_timeout")]
+    ping_timeout_secs: f64,
+}
+
+// By hand, so that the secret never reaches a log.
+impl std::fmt::Debug for AmiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmiSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("secret_file", &self.secret_file)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_port() -> u16 {
+    5038
+}
+
+fn default_ping() -> f64 {
+    PING_SECS
+}
+
+fn default_ping_timeout() -> f64 {
+    PING_TIMEOUT_SECS
+}
+
+impl AmiSettings {
+    /// Validates the kind's keys of the table `key`.
+    pub fn parse(table: toml::Table, key: &str) -> Result<AmiSettings, ConfigError> {
+        let settings: AmiSettings = kind_settings(table, key)?;
+        match (&settings.secret, &settings.secret_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    &format!("{key}.secret_file"),
+                    "give `secret` or `secret_file`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(invalid(
+                    &format!("{key}.secret"),
+                    "is required (or `secret_file`)",
+                ));
+            }
+            _ => {}
+        }
+        if settings.tls {
+            return Err(invalid(
+                &format!("{key}.tls"),
+                "TLS to the manager is not built in: reach it over a local port or a tunnel (stunnel, ssh)",
+            ));
+        }
+        for (name, secs) in [
+            ("ping_secs", settings.ping_secs),
+            ("ping_timeout_secs", settings.ping_timeout_secs),
+        ] {
+            if !(0.01..=3600.0).contains(&secs) {
+                return Err(invalid(
+                    &format!("{key}.{name}"),
+                    "must be between 0.01 and 3600",
+                ));
+            }
+        }
+        Ok(settings)
+    }
+
+    /// The secret: as written, or read from `secret_file` now.
+    pub fn secret(&self) -> std::io::Result<String> {
+        match (&self.secret, &self.secret_file) {
+            (Some(secret), _) => Ok(secret.clone()),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+                })?;
+                Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+            }
+            (None, None) => Ok(String::new()),
+        }
+    }
+
+    /// Time between pings.
+    pub fn ping_every(&self) -> Duration {
+        Duration::from_secs_f64(self.ping_secs)
+    }
+
+    /// How long a ping may go unanswered.
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.ping_timeout_secs)
+    }
+}
+
+/// Maps a whole capture (`Key: Value` blocks; other lines and blocks
+/// without `Event` ignored, so console captures work).
+pub fn map_file(bytes: &[u8], naming: &Naming) -> Mapped {
+    let mut mapper = Mapper::new(naming.clone());
+    let mut mapped = Mapped::default();
+    for frame in wire::frames(bytes) {
+        match frame {
+            Frame::Block(block) => {
+                // Blocks without `Event` in a capture are answers to
+                // actions or console output (`Info:`...): not events.
+                if block.event().is_none() {
+                    continue;
+                }
+                match mapper.map(&block, Arrival::Offline) {
+                    Ok(events) => mapped.events.extend(events),
+                    Err(why) => mapped.skipped.push(Skipped {
+                        position: format!("line {}", block.line),
+                        why,
+                    }),
+                }
+            }
+            Frame::Oversized { line } => mapped.skipped.push(Skipped {
+                position: format!("line {line}"),
+                why: too_big(),
+            }),
+            Frame::Banner(_) => {}
+        }
+    }
+    mapped
+}
+
+/// Why an oversized block was dropped.
+fn too_big() -> String {
+    format!(
+        "block over {} KiB or line over {} KiB",
+        wire::MAX_BLOCK_BYTES / 1024,
+        wire::MAX_LINE_BYTES / 1024
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn settings_take_defaults_and_errors_name_the_key() {
+        let ok = Config::parse(
+            "[[source]]\nkind = \"ami\"\nname = \"pbx\"\nhost = \"10.0.0.5\"\nusername = \"wallboard\"\nsecret = \"s3cret\"\n",
+            "t",
+        )
+        .unwrap();
+        let crate::source::SourceSettings::Ami(ami) = &ok.sources[0].settings else {
+            panic!("not ami")
+        };
+        assert_eq!((ami.host.as_str(), ami.port), ("10.0.0.5", 5038));
+        assert_eq!(ami.secret().unwrap(), "s3cret");
+        assert_eq!(ami.ping_every().as_secs(), 20);
+        assert_eq!(ami.ping_timeout().as_secs(), 10);
+        assert!(
+            !format!("{ami:?}").contains("s3cret"),
+            "the secret is never printed"
+        );
+        let base = "[[source]]\nkind = \"ami\"\nname = \"pbx\"\nhost = \"h\"\nusername = \"u\"\n";
+        let cases = [
+            ("", "source[0].secret"),
+            (
+                "secret = \"a\"\nsecret_file = \"/x\"\n",
+                "source[0].secret_file",
+            ),
+            ("secret = \"a\"\ntls = true\n", "source[0].tls"),
+            ("secret = \"a\"\nport = \"x\"\n", "source[0]"),
+            ("secret = \"a\"\nbogus = 1\n", "source[0]"),
+            ("secret = \"a\"\nping_secs = 0\n", "source[0].ping_secs"),
+        ];
+        for (extra, key) in cases {
+            let e = Config::parse(&format!("{base}{extra}"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(&format!("`{key}")), "{extra:?}: {e}");
+        }
+    }
+}
