@@ -49,7 +49,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/", get(pages::board))
         .route("/board/{name}", get(pages::named_board))
-        .route("/api/events", guard::ingest(post(api::post_events), &state))
+        .route(
+            "/api/events",
+            guard::json_from_own_origin(guard::ingest(post(api::post_events), &state), &state),
+        )
         .route(
             "/api/sources/connect",
             guard::ingest(post(hosted::post_connect), &state),
