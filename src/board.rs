@@ -575,10 +575,20 @@ fn threshold(key: &str, raw: &RawThreshold, format: Format) -> Result<Threshold,
     } else {
         1.0
     };
+    // A percentage past 100 is never reached (or always), so it is a typo.
+    let max = if format == Format::Percent {
+        100.0
+    } else {
+        f64::INFINITY
+    };
     let level = |field: &str, v: Option<f64>| match v {
         Some(v) if !v.is_finite() || v < 0.0 => Err(invalid(
             &format!("{key}.{field}"),
             format!("must be a number of at least 0, not {v}"),
+        )),
+        Some(v) if v > max => Err(invalid(
+            &format!("{key}.{field}"),
+            format!("is a percentage: between 0 and 100, not {v}"),
         )),
         v => Ok(v.map(|v| v / divisor)),
     };
@@ -690,6 +700,15 @@ mod tests {
             (
                 "[[board]]\nname = \"a\"\nthresholds = { queued = { warn = -1 } }",
                 "board[0].thresholds.queued.warn",
+            ),
+            // A percentage is 0 to 100.
+            (
+                "[[board]]\nname = \"a\"\nthresholds = { service_level = { warn = 180 } }",
+                "board[0].thresholds.service_level.warn",
+            ),
+            (
+                "[[board]]\nname = \"a\"\ntiles = [\"abandon_rate\"]\nthresholds = { abandon_rate = { warn = 5, alert = 100.5 } }",
+                "board[0].thresholds.abandon_rate.alert",
             ),
             (
                 "[[board]]\nname = \"a\"\n[[board]]\nname = \"a\"",

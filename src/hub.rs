@@ -1,5 +1,5 @@
 //! The hub: the one front the web layer and the sources talk to. Events go
-//! in through [`Hub::ingest`] (the [`pipeline`](crate::pipeline) makes them
+//! in through `Hub::ingest` (the [`pipeline`](crate::pipeline) makes them
 //! durable and applies them); the publisher task folds what changed within a
 //! short window into one delta per document and fans it out (see
 //! [`publish`](crate::publish)).
@@ -18,7 +18,7 @@ pub use crate::clock::{Clock, WallClock, system_clock};
 use crate::engine::{Engine, EngineSettings, IngestReport, Scope};
 use crate::event::Event;
 use crate::journal::{self, Journal, JournalError};
-use crate::pipeline::{Pipeline, SqliteLog};
+use crate::pipeline::{Pipeline, SqliteLog, SubmitError};
 use crate::protocol::to_value;
 use crate::publish::{FOLD_WINDOW, Feed, Frame, Published, TICK};
 use crate::snapshot;
@@ -133,7 +133,7 @@ impl Hub {
 
     /// Takes in a batch of valid events: durable in the store (if any) before
     /// this returns, then applied; wakes the publisher.
-    pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, JournalError> {
+    pub async fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, SubmitError> {
         let report = self.pipeline.submit(events).await?;
         // Set once applied, before answering: a read after this reply publishes first.
         self.pending.store(true, Ordering::SeqCst);
@@ -145,6 +145,26 @@ impl Hub {
             .duplicates
             .fetch_add(report.duplicates, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// `events` without those dated too far ahead of the machine's clock
+    /// (see [`SubmitError::Future`]); `skip` is told of each one dropped.
+    /// Sources drop them and carry on, where a client posting gets a 400.
+    pub fn without_future(
+        &self,
+        mut events: Vec<Event>,
+        mut skip: impl FnMut(&Event, &SubmitError),
+    ) -> Vec<Event> {
+        events.retain(
+            |event| match self.pipeline.check_future(std::slice::from_ref(event)) {
+                Ok(()) => true,
+                Err(e) => {
+                    skip(event, &e);
+                    false
+                }
+            },
+        );
+        events
     }
 
     /// Runs `f` with the engine locked (keep it short; never across `.await`).
@@ -186,10 +206,14 @@ impl Hub {
     }
 
     /// The board of a past day as it ended (with its late corrections), from
-    /// the store if there is one, else from memory; `None` if not kept.
+    /// memory while the engine holds the day, else from the store if there
+    /// is one; `None` if not kept.
     pub async fn past_day(&self, day: Date) -> Result<Option<Value>, JournalError> {
-        let Some(store) = &self.store else {
-            return Ok(self.with_engine(|e| snapshot::past_day(e, day)));
+        // Days the engine still holds are exact in memory (late corrections
+        // in), while the store's rows lag until the writer records them.
+        let held = self.with_engine(|e| snapshot::past_day(e, day));
+        let Some(store) = self.store.as_ref().filter(|_| held.is_none()) else {
+            return Ok(held);
         };
         let dir = store.dir.clone();
         let rows = tokio::task::spawn_blocking(move || {

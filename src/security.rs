@@ -45,6 +45,9 @@ pub struct RawLimits {
     max_connections_per_ip: Option<u64>,
     max_connections: Option<u64>,
     ingest_rate_per_sec: Option<f64>,
+    max_future_secs: Option<u64>,
+    max_queues: Option<u64>,
+    max_open_calls: Option<u64>,
 }
 
 /// `[web]` as written.
@@ -112,6 +115,12 @@ pub struct Limits {
     pub max_connections: usize,
     /// Ingest requests per second per token (`None`: unlimited), then 429.
     pub ingest_rate_per_sec: Option<f64>,
+    /// An event dated further ahead of the machine's clock is refused (400).
+    pub max_future: Duration,
+    /// Distinct queue names tallied; further ones count under `(other)`.
+    pub max_queues: usize,
+    /// Calls open at once; a batch that would open more is refused (429).
+    pub max_open_calls: usize,
 }
 
 impl Default for Limits {
@@ -127,6 +136,9 @@ impl Default for Limits {
             max_connections_per_ip: 200,
             max_connections: 20_000,
             ingest_rate_per_sec: None,
+            max_future: Duration::from_secs(300),
+            max_queues: 1_000,
+            max_open_calls: 200_000,
         }
     }
 }
@@ -286,6 +298,21 @@ fn limits_from_raw(raw: RawLimits) -> Result<Limits, ConfigError> {
             1_000_000,
         )?,
         ingest_rate_per_sec: rate,
+        max_future: Duration::from_secs(ranged(
+            "max_future_secs",
+            raw.max_future_secs,
+            d.max_future.as_secs() as usize,
+            0,
+            10 * 366 * 86_400,
+        )? as u64),
+        max_queues: ranged("max_queues", raw.max_queues, d.max_queues, 1, 1_000_000)?,
+        max_open_calls: ranged(
+            "max_open_calls",
+            raw.max_open_calls,
+            d.max_open_calls,
+            1,
+            100_000_000,
+        )?,
     })
 }
 

@@ -42,7 +42,12 @@ fn open(dir: &Path, clock: Clock, wall: &WallClock) -> Hub {
         dir: dir.to_owned(),
         retention_days: 90,
     };
-    Hub::open(Config::default().engine, clock, wall.clone(), store).expect("store opens")
+    // A clock standing amid the journeys sees their later events ahead of it, on purpose.
+    let settings = wallboard::engine::EngineSettings {
+        max_future: jiff::SignedDuration::from_hours(2),
+        ..Config::default().engine
+    };
+    Hub::open(settings, clock, wall.clone(), store).expect("store opens")
 }
 
 fn events(ndjson: &str) -> Vec<wallboard::event::Event> {

@@ -281,7 +281,6 @@ impl Config {
             sources,
             boards,
             retention_days,
-            security,
             engine: EngineSettings {
                 definitions,
                 figures,
@@ -289,9 +288,14 @@ impl Config {
                 window,
                 late_window: Some(late_window),
                 stale_after: Some(stale_after),
+                max_queues: security.limits.max_queues,
+                max_open_calls: security.limits.max_open_calls,
+                max_future: SignedDuration::try_from(security.limits.max_future)
+                    .unwrap_or(SignedDuration::MAX),
                 ..defaults
             },
             default_definition,
+            security,
         })
     }
 }
@@ -397,5 +401,32 @@ mod tests {
         );
         assert!(err("site = 3").contains("t.toml"));
         assert!(err("[store]\nretention_days = 0").contains("store.retention_days"));
+        assert!(err("[limits]\nmax_queues = 0").contains("limits.max_queues"));
+        assert!(err("[limits]\nmax_open_calls = 0").contains("limits.max_open_calls"));
+        assert!(err("[limits]\nmax_future_secs = 999999999").contains("limits.max_future_secs"));
+    }
+
+    /// Fractional seconds are accepted on purpose: waits are kept in
+    /// milliseconds, so 20.5 s is an exact threshold, not a rounding.
+    #[test]
+    fn fractional_seconds_are_kept_to_the_millisecond() {
+        let c = Config::parse("[figures]\nservice_level_secs = 20.5", "t.toml").unwrap();
+        assert_eq!(c.engine.figures.service_level_ms, 20_500);
+    }
+
+    #[test]
+    fn limits_reach_the_engine() {
+        let c = Config::parse(
+            "[limits]\nmax_queues = 7\nmax_open_calls = 9\nmax_future_secs = 0",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.engine.max_queues, 7);
+        assert_eq!(c.engine.max_open_calls, 9);
+        assert_eq!(c.engine.max_future, SignedDuration::ZERO);
+        let d = Config::default();
+        assert_eq!(d.engine.max_queues, 1_000);
+        assert_eq!(d.engine.max_open_calls, 200_000);
+        assert_eq!(d.engine.max_future, SignedDuration::from_mins(5));
     }
 }

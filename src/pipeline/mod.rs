@@ -12,6 +12,7 @@ pub use log::{Append, Log, SqliteLog};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use jiff::Timestamp;
 use tokio::sync::{Notify, oneshot};
 
 use crate::clock::Timekeeper;
@@ -19,6 +20,40 @@ use crate::engine::{Changes, Engine, IngestReport};
 use crate::event::Event;
 use crate::journal::JournalError;
 use crate::supervisor::Ledger;
+
+/// Why a batch was not taken; nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// An event is dated further ahead of the machine's clock than
+    /// `limits.max_future_secs`: under a feed clock it would move "now" there.
+    #[error(
+        "event {index}: `at` {at} is more than {max_secs} s ahead of the server's clock (limits.max_future_secs)"
+    )]
+    Future {
+        /// 0-based position of the event in the batch.
+        index: usize,
+        /// Its time.
+        at: Timestamp,
+        /// The skew allowed, in seconds.
+        max_secs: i64,
+    },
+    /// The batch would open more calls than `limits.max_open_calls`; retry
+    /// once calls have ended or expired.
+    #[error(
+        "{open} calls are open and the batch would open {opening} more, beyond limits.max_open_calls ({max}); nothing of it was applied"
+    )]
+    OpenCalls {
+        /// Calls open now.
+        open: usize,
+        /// Calls the batch would open.
+        opening: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The log could not take it.
+    #[error(transparent)]
+    Store(#[from] JournalError),
+}
 
 /// The engine and everything kept from its changes, under one lock.
 pub struct State {
@@ -47,6 +82,16 @@ impl State {
         self.settle();
     }
 
+    /// Refuses `events` if they would open calls beyond the limit.
+    fn admit(&self, events: &[Event]) -> Result<(), SubmitError> {
+        let max = self.engine.settings().max_open_calls;
+        let (open, opening) = self.engine.open_calls_after(events);
+        if opening > 0 && open + opening > max {
+            return Err(SubmitError::OpenCalls { open, opening, max });
+        }
+        Ok(())
+    }
+
     /// Takes the changes waiting to be recorded.
     fn take_unrecorded(&mut self) -> Changes {
         self.unrecorded
@@ -67,6 +112,8 @@ impl State {
 /// What the front and the writer thread share.
 struct Shared {
     state: Mutex<State>,
+    /// The engine's `max_future`, read without its lock.
+    max_future: jiff::SignedDuration,
     time: Timekeeper,
     applied: Notify,
     commits: AtomicU64,
@@ -113,6 +160,7 @@ impl Pipeline {
         unrecorded: Option<Changes>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
+            max_future: engine.settings().max_future,
             state: Mutex::new(State {
                 engine,
                 ledger,
@@ -126,11 +174,13 @@ impl Pipeline {
 
     /// Takes in a batch of valid events: durable in the log (if any) when
     /// this returns, and applied.
-    pub async fn submit(&self, events: Vec<Event>) -> Result<IngestReport, JournalError> {
+    pub async fn submit(&self, events: Vec<Event>) -> Result<IngestReport, SubmitError> {
+        self.check_future(&events)?;
         let report = match &self.writer {
             None => {
                 let mut state = self.shared.state();
                 state.tick(&self.shared.time);
+                state.admit(&events)?;
                 let report = state.engine.ingest(events);
                 state.settle();
                 report
@@ -138,12 +188,29 @@ impl Pipeline {
             Some(writer) => {
                 let (reply, answer) = oneshot::channel();
                 writer.send(writer::Request { events, reply })?;
-                let answer = answer.await.map_err(|_| JournalError::Stopped)?;
-                answer.map_err(JournalError::Commit)?
+                answer.await.map_err(|_| JournalError::Stopped)??
             }
         };
         self.shared.applied.notify_one();
         Ok(report)
+    }
+
+    /// Refuses a batch with an event dated further ahead of the machine's
+    /// clock than allowed, whatever the clock policy: a replayed day is in
+    /// the past, and a live feed is never ahead by more than a clock's skew.
+    pub fn check_future(&self, events: &[Event]) -> Result<(), SubmitError> {
+        let max = self.shared.max_future;
+        let latest = (self.shared.time.wall)()
+            .saturating_add(max)
+            .unwrap_or(Timestamp::MAX);
+        match events.iter().position(|e| e.at > latest) {
+            None => Ok(()),
+            Some(index) => Err(SubmitError::Future {
+                index,
+                at: events[index].at,
+                max_secs: max.as_secs(),
+            }),
+        }
     }
 
     /// The state, locked as it is (keep it short; never across `.await`).

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{Append, Log, Shared};
+use super::{Append, Log, Shared, SubmitError};
 use crate::engine::IngestReport;
 use crate::event::Event;
 use crate::journal::JournalError;
@@ -21,7 +21,7 @@ const WRITER_IDLE: Duration = Duration::from_millis(500);
 /// A batch waiting for the writer, and where its answer goes.
 pub(super) struct Request {
     pub events: Vec<Event>,
-    pub reply: oneshot::Sender<Result<IngestReport, Arc<JournalError>>>,
+    pub reply: oneshot::Sender<Result<IngestReport, SubmitError>>,
 }
 
 /// The writer thread and the way to it; dropping it stops the thread once it
@@ -99,6 +99,21 @@ fn write_loop(shared: &Shared, log: &mut impl Log, requests: &mpsc::Receiver<Req
 fn commit_group(shared: &Shared, log: &mut impl Log, group: Vec<Request>) {
     let mut state = shared.state();
     state.tick(&shared.time);
+    // Checked against the engine before this group: batches in one group
+    // opening calls together may pass the limit by one group's worth.
+    let group: Vec<Request> = group
+        .into_iter()
+        .filter_map(|request| match state.admit(&request.events) {
+            Ok(()) => Some(request),
+            Err(refused) => {
+                let _ = request.reply.send(Err(refused));
+                None
+            }
+        })
+        .collect();
+    if group.is_empty() {
+        return;
+    }
     let received = state.engine.now();
     let derived = state.take_unrecorded();
     let appends: Vec<Append<'_>> = group
@@ -114,10 +129,16 @@ fn commit_group(shared: &Shared, log: &mut impl Log, group: Vec<Request>) {
             // Kept for the next write: the watermark did not move past them.
             state.put_back(derived);
             drop(state);
-            tracing::error!("journal commit failed: {e:?}");
+            let events: usize = group.iter().map(|r| r.events.len()).sum();
+            tracing::error!(
+                "journal commit failed: {e}; nothing of its {} batches ({events} events) was applied, the writer carries on",
+                group.len()
+            );
             let e = Arc::new(e);
             for request in group {
-                let _ = request.reply.send(Err(e.clone()));
+                let _ = request
+                    .reply
+                    .send(Err(JournalError::Commit(e.clone()).into()));
             }
             return;
         }
@@ -150,7 +171,10 @@ fn idle(shared: &Shared, log: &mut impl Log) {
     let (derived, now, today) = {
         let mut state = shared.state();
         let derived = state.take_unrecorded();
-        (derived, state.engine.now(), state.engine.today())
+        // Retention is measured from the machine's clock too: an event dated
+        // ahead must never make the pruning forget days still kept.
+        let now = state.engine.now().min((shared.time.wall)());
+        (derived, now, state.engine.settings().day.day_of(now))
     };
     if !derived.is_empty()
         && let Err(e) = log.record(&derived)

@@ -1,5 +1,5 @@
 //! The built-in simulated call centre behind `wallboard serve --demo`: agents,
-//! queues, an IVR and callers with patience, fed through [`Hub::ingest`] like
+//! queues, an IVR and callers with patience, fed through `Hub::ingest` like
 //! any real source. [`Simulator`] knows no clock (time comes in as a value);
 //! [`run`] drives it from the wall clock.
 

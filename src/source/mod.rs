@@ -29,7 +29,6 @@ use crate::clock::{Clock, WallClock};
 use crate::engine::IngestReport;
 use crate::event::Event;
 use crate::hub::Hub;
-use crate::journal::JournalError;
 use crate::shutdown::Signal;
 
 pub use checkpoint::Checkpoints;
@@ -100,9 +99,10 @@ pub fn checked(event: &Event) -> Result<Event, crate::event::EventError> {
 /// Why a running source could not hand over its events.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// The store refused or stopped: nothing of the batch was applied; retry.
+    /// The store refused or stopped, or too many calls are open: nothing
+    /// of the batch was applied; retry.
     #[error(transparent)]
-    Store(#[from] JournalError),
+    Store(#[from] crate::pipeline::SubmitError),
     /// The checkpoint could not be written.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] std::io::Error),
@@ -191,6 +191,10 @@ impl Context {
                     .skip(&format!("event {:?}", event.id), &e.to_string()),
             }
         }
+        let valid = self.hub.without_future(valid, |event, e| {
+            self.status
+                .skip(&format!("event {:?}", event.id), &e.to_string())
+        });
         if valid.is_empty() {
             return Ok(IngestReport::default());
         }

@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::{AppState, WebError};
 use crate::feed::{self, Layout};
+use crate::pipeline::SubmitError;
 use crate::source::SourceState;
 use crate::source::status::StatusView;
 
@@ -57,11 +58,14 @@ pub async fn post_events(
             .rejected_batches
             .fetch_add(1, Ordering::Relaxed);
     })?;
-    let report = app
-        .hub
-        .ingest(events)
-        .await
-        .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    let report = app.hub.ingest(events).await.inspect_err(|e| {
+        if matches!(e, SubmitError::Future { .. }) {
+            app.hub
+                .counters()
+                .rejected_batches
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    })?;
     Ok(Json(
         json!({"accepted": report.accepted, "duplicates": report.duplicates}),
     ))
@@ -172,12 +176,14 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     let c = app.hub.counters();
-    let (late, full, expired, calls) = app.hub.with_engine(|e| {
+    let (late, full, expired, calls, open, folded) = app.hub.with_engine(|e| {
         (
             e.late_events(),
             e.refused_call_full(),
             e.expired_calls(),
             e.calls_in_memory(),
+            e.open_calls(),
+            e.queues_folded(),
         )
     });
     let mut out = String::new();
@@ -228,6 +234,18 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "gauge",
         "Calls held in memory.",
         calls as u64,
+    );
+    metric(
+        "calls_open",
+        "gauge",
+        "Calls not finished yet (limits.max_open_calls caps them).",
+        open as u64,
+    );
+    metric(
+        "queues_folded_total",
+        "counter",
+        "Events whose queue counted under (other): limits.max_queues was reached.",
+        folded,
     );
     metric(
         "ws_clients",

@@ -158,6 +158,11 @@ async fn ingest(
             status.skip(&position, &e.to_string());
         }
     })?;
+    let events = app.hub.without_future(events, |event, e| {
+        if let Some(status) = &status {
+            status.skip(&format!("event {:?}", event.id), &e.to_string());
+        }
+    });
     let latest = events.iter().map(|e| e.at).max();
     let queues = events.iter().filter_map(crate::source::queue_of).collect();
     let report = app

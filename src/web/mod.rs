@@ -29,6 +29,7 @@ use serde_json::json;
 use crate::config::Config;
 use crate::feed::FeedError;
 use crate::hub::Hub;
+use crate::pipeline::SubmitError;
 use crate::shutdown::Signal;
 
 /// What every handler shares.
@@ -97,10 +98,17 @@ pub enum WebError {
     /// The store cannot take events now; nothing of the batch was applied.
     #[error("the event store is unavailable; nothing of the batch was applied")]
     Unavailable(String),
+    /// The pipeline refused the batch (too far ahead, too many open calls,
+    /// or the store failed); nothing of it was applied.
+    #[error("{0}")]
+    Refused(#[from] SubmitError),
     /// Our fault; details go to the log only.
     #[error("internal error")]
     Internal(String),
 }
+
+/// `Retry-After` when too many calls are open: long enough for some to end.
+const RETRY_OPEN_CALLS_SECS: &str = "5";
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
@@ -119,6 +127,18 @@ impl IntoResponse for WebError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"error": self.to_string()}),
                 )
+            }
+            WebError::Refused(SubmitError::Future { index, .. }) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": self.to_string(), "index": index, "field": "at"}),
+            ),
+            WebError::Refused(SubmitError::OpenCalls { .. }) => {
+                let body = json!({"error": self.to_string()});
+                let headers = [(axum::http::header::RETRY_AFTER, RETRY_OPEN_CALLS_SECS)];
+                return (StatusCode::TOO_MANY_REQUESTS, headers, axum::Json(body)).into_response();
+            }
+            WebError::Refused(SubmitError::Store(e)) => {
+                return WebError::Unavailable(e.to_string()).into_response();
             }
             WebError::Internal(detail) => {
                 tracing::error!("internal error: {detail:?}");

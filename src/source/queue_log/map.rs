@@ -315,6 +315,20 @@ impl Mapper {
         if call && row.event == "ENTERQUEUE" && named(&row.queue).is_none() {
             return Err("ENTERQUEUE names no queue".to_owned());
         }
+        // The data fields that become event text (caller id, DID, key
+        // pressed): refused here, or a later check would fail after the
+        // call's state (a held exit) had already moved.
+        let copied = match call.then(|| call_row(&row.event)).flatten() {
+            Some(CallRow::Enter) => row.data(1),
+            Some(CallRow::Did | CallRow::ExitKey) => row.data(0),
+            _ => "",
+        };
+        if copied.len() > MAX_TEXT_BYTES {
+            return Err(format!(
+                "{} data is longer than {MAX_TEXT_BYTES} bytes",
+                row.event
+            ));
+        }
         let needs_agent = agent
             || (call
                 && matches!(
@@ -1083,6 +1097,24 @@ mod tests {
             MapSettings::default(),
         );
         assert_eq!(c.events[1], a.events[1]);
+    }
+
+    #[test]
+    fn an_over_long_row_leaves_the_held_exit_of_its_call_alone() {
+        // Before: the DID row moved the call's state (the held exit was
+        // taken as continued) and only then failed its check, so the call
+        // lost its `ended` and would have finished as expired.
+        let long = "5".repeat(2000);
+        let rows = format!(
+            "100|c|q|NONE|ENTERQUEUE||5550100|1\n110|c|q|NONE|EXITWITHTIMEOUT|1|1|10\n112|c|q|NONE|DID|{long}"
+        );
+        let (events, skipped) = map_rows(&rows, MapSettings::default());
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(skipped[0].contains("longer than"), "{skipped:?}");
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some(r#"110 c ended {"by":"system"}"#)
+        );
     }
 
     #[test]

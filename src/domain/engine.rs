@@ -44,6 +44,13 @@ pub struct EngineSettings {
     /// Keep the [`Changes`] that [`Engine::take_changes`] hands on (the hub
     /// reads them; an engine alone, as in `classify`, need not keep them).
     pub track_changes: bool,
+    /// Distinct queue names tallied; further names count under [`OTHER_QUEUE`].
+    pub max_queues: usize,
+    /// Calls open at once; the pipeline refuses a batch that would open more.
+    pub max_open_calls: usize,
+    /// How far ahead of the machine's clock an event may be dated; the
+    /// pipeline refuses a batch with one further ahead.
+    pub max_future: SignedDuration,
 }
 
 impl Default for EngineSettings {
@@ -59,9 +66,15 @@ impl Default for EngineSettings {
             feed_clock: false,
             dedupe_ids: true,
             track_changes: false,
+            max_queues: 1_000,
+            max_open_calls: 200_000,
+            max_future: SignedDuration::from_mins(5),
         }
     }
 }
+
+/// The queue that events naming queues beyond [`EngineSettings::max_queues`] count under.
+pub const OTHER_QUEUE: &str = "(other)";
 
 /// Most events one call keeps. Every event re-classifies its call from its
 /// history, so this bounds the work (and memory) one call can cause; real
@@ -238,6 +251,10 @@ pub struct Engine {
     late_events: u64,
     refused_call_full: u64,
     expired_calls: u64,
+    /// Queue names seen, at most [`EngineSettings::max_queues`] of them.
+    queues_seen: BTreeSet<String>,
+    /// Queue names counted under [`OTHER_QUEUE`] because the cap was reached.
+    queues_folded: u64,
     /// Today, cached with its bounds (see [`Engine::turn_day`]).
     today: Date,
     day_start: Timestamp,
@@ -270,6 +287,8 @@ impl Engine {
             late_events: 0,
             refused_call_full: 0,
             expired_calls: 0,
+            queues_seen: BTreeSet::new(),
+            queues_folded: 0,
             today,
             day_start,
             next_day_start,
@@ -290,7 +309,7 @@ impl Engine {
     /// Takes in a batch of valid events, in order.
     pub fn ingest(&mut self, events: Vec<Event>) -> IngestReport {
         let mut report = IngestReport::default();
-        for event in events {
+        for mut event in events {
             if let Some(id) = event.id.as_ref().filter(|_| self.settings.dedupe_ids) {
                 if self.seen_ids.contains_key(id.as_str()) {
                     report.duplicates += 1;
@@ -303,6 +322,7 @@ impl Engine {
                 self.advance(event.at);
             }
             self.arrivals += 1;
+            self.fold_queue(&mut event.kind);
             match event.call {
                 None => self.set_agent_status(event.at, event.kind),
                 Some(call) => match self.add_call_event(call, event.at, event.kind) {
@@ -328,6 +348,67 @@ impl Engine {
         self.expire_stale();
         self.retire_finished();
         self.turn_day();
+    }
+
+    /// Counts a queue name beyond [`EngineSettings::max_queues`] under
+    /// [`OTHER_QUEUE`]: every name costs a tally on every board, and a
+    /// source inventing names must not grow the snapshot without bound.
+    fn fold_queue(&mut self, kind: &mut EventKind) {
+        let queue = match kind {
+            EventKind::Queued { queue } => queue,
+            EventKind::Offered {
+                queue: Some(queue), ..
+            }
+            | EventKind::TimedOut { queue: Some(queue) }
+            | EventKind::Transferred {
+                to_queue: Some(queue),
+                ..
+            } => queue,
+            _ => return,
+        };
+        if self.queues_seen.contains(queue.as_str()) {
+            return;
+        }
+        if self.queues_seen.len() < self.settings.max_queues {
+            self.queues_seen.insert(queue.clone());
+            return;
+        }
+        if self.queues_folded == 0 {
+            tracing::warn!(
+                "more than {} queue names (limits.max_queues): {queue:?} and any further ones count under {OTHER_QUEUE:?}",
+                self.settings.max_queues
+            );
+        }
+        self.queues_folded += 1;
+        *queue = OTHER_QUEUE.to_owned();
+    }
+
+    /// How many calls open now, and how many more `events` would open: calls
+    /// the engine does not know that the batch does not also end.
+    pub fn open_calls_after(&self, events: &[Event]) -> (usize, usize) {
+        let mut new: BTreeMap<&str, bool> = BTreeMap::new();
+        for event in events {
+            let Some(call) = event.call.as_deref() else {
+                continue;
+            };
+            if self.calls.contains_key(call) || self.retired.contains_key(call) {
+                continue;
+            }
+            let ends = matches!(event.kind, EventKind::Ended { .. });
+            *new.entry(call).or_default() |= ends;
+        }
+        let opening = new.values().filter(|ended| !**ended).count();
+        (self.open_calls(), opening)
+    }
+
+    /// Calls not finished yet.
+    pub fn open_calls(&self) -> usize {
+        self.live_by_last_event.len()
+    }
+
+    /// Events whose queue was counted under [`OTHER_QUEUE`] (see [`EngineSettings::max_queues`]).
+    pub fn queues_folded(&self) -> u64 {
+        self.queues_folded
     }
 
     fn set_agent_status(&mut self, at: Timestamp, kind: EventKind) {
@@ -628,6 +709,13 @@ impl Engine {
             !self.calls.contains_key(call),
             "{call} is replayed, not settled"
         );
+        // Its queue was folded when it was live: only a name kept then comes back.
+        if let Some(queue) = &counted.verdict.queue
+            && queue != OTHER_QUEUE
+            && self.queues_seen.len() < self.settings.max_queues
+        {
+            self.queues_seen.insert(queue.clone());
+        }
         if self.keeps_day(counted.day) {
             let settings = self.settings.clone();
             let day = self.days.entry(counted.day).or_default();
@@ -797,6 +885,64 @@ mod tests {
     fn abandoned_today(e: &Engine) -> i64 {
         e.day(e.today())
             .map_or(0, |s| s.all.outcome_count(Outcome::QueueAbandoned))
+    }
+
+    #[test]
+    fn queue_names_beyond_the_cap_count_under_other() {
+        let settings = EngineSettings {
+            max_queues: 2,
+            ..Default::default()
+        };
+        let mut e = engine(settings, "2026-11-20T12:00:00Z");
+        let on = |call: &str, queue: &str| {
+            ev(
+                call,
+                "2026-11-20T11:00:00Z",
+                K::Queued {
+                    queue: queue.into(),
+                },
+            )
+        };
+        e.ingest(vec![
+            on("a", "x"),
+            on("b", "y"),
+            on("c", "z"),
+            on("d", "x"),
+            on("e", "w"),
+        ]);
+        let queues: Vec<&str> = e.live_queues().keys().map(String::as_str).collect();
+        assert_eq!(queues, [OTHER_QUEUE, "x", "y"]);
+        assert_eq!(e.live_queues()[OTHER_QUEUE].states.iter().sum::<i64>(), 2);
+        assert_eq!(e.queues_folded(), 2);
+    }
+
+    #[test]
+    fn calls_a_batch_would_open() {
+        let mut e = engine(EngineSettings::default(), "2026-11-20T12:00:00Z");
+        e.ingest(vec![queued("a", "2026-11-20T11:00:00Z")]);
+        // (events, open now, opening): known calls and calls the batch ends open nothing.
+        let cases = [
+            (vec![queued("a", "2026-11-20T11:01:00Z")], 0),
+            (vec![queued("b", "2026-11-20T11:01:00Z")], 1),
+            (
+                vec![
+                    queued("b", "2026-11-20T11:01:00Z"),
+                    ended("b", "2026-11-20T11:02:00Z"),
+                ],
+                0,
+            ),
+            (
+                vec![
+                    queued("b", "2026-11-20T11:01:00Z"),
+                    queued("b", "2026-11-20T11:01:30Z"),
+                    queued("c", "2026-11-20T11:01:00Z"),
+                ],
+                2,
+            ),
+        ];
+        for (events, opening) in cases {
+            assert_eq!(e.open_calls_after(&events), (1, opening), "{events:?}");
+        }
     }
 
     #[test]
