@@ -1,5 +1,6 @@
 //! The `wallboard` command: parse the command line, set up logging, hand over to the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,6 +125,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or journal gets no escape bytes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
         Command::Replay {
@@ -196,7 +199,8 @@ fn serve(
     clock: Clock,
     insecure_open: bool,
 ) -> anyhow::Result<()> {
-    let config = load_config(config)?;
+    let mut config = load_config(config)?;
+    fit_descriptor_limit(&mut config);
     // Before opening anything: refuse an open board beyond loopback.
     wallboard::security::check_exposure(listen, &config.security.auth, insecure_open)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
@@ -219,6 +223,78 @@ fn serve(
         server.run(listener, stop_signal()).await?;
         Ok(())
     })
+}
+
+/// Raises the soft descriptor limit to the hard one and, if that is still too
+/// few for `limits.max_connections`, lowers the limit with a warning: past
+/// the descriptors, connections would hang unanswered (`accept` fails).
+fn fit_descriptor_limit(config: &mut Config) {
+    let limits = &mut config.security.limits;
+    let Some((soft, hard)) = nofile_limit() else {
+        return;
+    };
+    let mut plan = wallboard::security::plan_descriptors(limits.max_connections, soft, hard);
+    if plan.soft != soft && !set_nofile_limit(plan.soft, hard) {
+        plan = wallboard::security::plan_descriptors(limits.max_connections, soft, soft);
+    }
+    if plan.max_connections < limits.max_connections {
+        tracing::warn!(
+            "limits.max_connections is {} but the process may open only {} files \
+             (ulimit -n); allowing {} connections",
+            limits.max_connections,
+            plan.soft,
+            plan.max_connections
+        );
+        limits.max_connections = plan.max_connections;
+    }
+}
+
+/// The soft and hard `RLIMIT_NOFILE` (libc directly: two calls, and libc is
+/// already in the build through tokio; `RLIM_INFINITY` reads as `u64::MAX`).
+#[cfg(unix)]
+fn nofile_limit() -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    let value = |v: libc::rlim_t| {
+        if v == libc::RLIM_INFINITY {
+            u64::MAX
+        } else {
+            v
+        }
+    };
+    ok.then(|| (value(limit.rlim_cur), value(limit.rlim_max)))
+}
+
+#[cfg(not(unix))]
+fn nofile_limit() -> Option<(u64, u64)> {
+    None
+}
+
+/// Sets the soft `RLIMIT_NOFILE`; whether it took.
+#[cfg(unix)]
+fn set_nofile_limit(soft: u64, hard: u64) -> bool {
+    let as_rlim = |v: u64| {
+        if v == u64::MAX {
+            libc::RLIM_INFINITY
+        } else {
+            v
+        }
+    };
+    let limit = libc::rlimit {
+        rlim_cur: as_rlim(soft),
+        rlim_max: as_rlim(hard),
+    };
+    // SAFETY: setrlimit only reads the struct we pass.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 }
+}
+
+#[cfg(not(unix))]
+fn set_nofile_limit(_soft: u64, _hard: u64) -> bool {
+    false
 }
 
 fn store(action: &StoreAction, dir: &std::path::Path) -> anyhow::Result<()> {

@@ -354,6 +354,42 @@ fn web_from_raw(raw: RawWeb) -> Result<WebPolicy, ConfigError> {
     })
 }
 
+/// Descriptors kept beyond client connections: the store, logs, the listener,
+/// and some 503 refusals being answered.
+pub const FD_RESERVE: u64 = 64;
+
+/// What the process's descriptor limit allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DescriptorPlan {
+    /// The soft `RLIMIT_NOFILE` to ask for.
+    pub soft: u64,
+    /// Open connections the server may hold (`limits.max_connections` or fewer).
+    pub max_connections: usize,
+}
+
+/// Plans the descriptor limit from `limits.max_connections` and the current
+/// (`soft`, `hard`) limits: the soft limit goes up to the hard one (or, when
+/// the hard one is unlimited, to what the connections need), and if that is
+/// still too few, fewer connections are allowed, so a connection past the
+/// limit is refused with a 503 instead of hanging unanswered.
+pub fn plan_descriptors(max_connections: usize, soft: u64, hard: u64) -> DescriptorPlan {
+    let needed = (max_connections as u64).saturating_add(FD_RESERVE);
+    let soft = if hard == u64::MAX {
+        soft.max(needed)
+    } else {
+        soft.max(hard)
+    };
+    let max_connections = if needed <= soft {
+        max_connections
+    } else {
+        soft.saturating_sub(FD_RESERVE).max(1) as usize
+    };
+    DescriptorPlan {
+        soft,
+        max_connections,
+    }
+}
+
 /// Why the server will not listen where it was asked to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -438,6 +474,30 @@ mod tests {
             err("[web]\nframe_ancestors = [\"a; script-src *\"]")
                 .contains("web.frame_ancestors[0]")
         );
+    }
+
+    #[test]
+    fn descriptors() {
+        let plan = |max, soft, hard| {
+            let p = plan_descriptors(max, soft, hard);
+            (p.soft, p.max_connections)
+        };
+        let table = [
+            // (max_connections, soft, hard) -> (soft asked, connections)
+            ((20_000, 1024, 1_048_576), (1_048_576, 20_000)),
+            ((20_000, 1024, 4096), (4096, 4032)),
+            ((20_000, 1024, 1024), (1024, 960)),
+            ((20_000, 256, 20_000), (20_000, 19_936)),
+            ((100, 1024, 1024), (1024, 100)),
+            ((960, 1024, 1024), (1024, 960)),
+            ((961, 1024, 1024), (1024, 960)),
+            ((20_000, 1024, u64::MAX), (20_064, 20_000)),
+            ((100, 50_000, u64::MAX), (50_000, 100)),
+            ((20_000, 10, 10), (10, 1)),
+        ];
+        for ((max, soft, hard), expected) in table {
+            assert_eq!(plan(max, soft, hard), expected, "{max} {soft} {hard}");
+        }
     }
 
     #[test]

@@ -326,7 +326,10 @@ async fn a_failed_commit_is_logged_as_such_and_the_writer_carries_on() {
     let url = format!("http://{addr}/api/events");
     let client = reqwest::Client::new();
     let post = |body: String| {
-        let request = client.post(&url).body(body);
+        let request = client
+            .post(&url)
+            .header("content-type", "application/x-ndjson")
+            .body(body);
         async move { request.send().await.unwrap().status().as_u16() }
     };
     assert_eq!(post(call("a", "q", "10:00:00")).await, 200);

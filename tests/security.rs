@@ -67,7 +67,10 @@ async fn post(
     token: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> reqwest::Response {
-    let mut request = client().post(server.url("/api/events")).body(body);
+    let mut request = client()
+        .post(server.url("/api/events"))
+        .header("content-type", "application/json")
+        .body(body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -395,7 +398,7 @@ async fn limits_return_their_status() {
 
     // A body that stops arriving: 408.
     let mut slow = TcpStream::connect(server.addr).await.unwrap();
-    slow.write_all(b"POST /api/events HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"ty")
+    slow.write_all(b"POST /api/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"ty")
         .await
         .unwrap();
     let answer = read_all(&mut slow, Duration::from_secs(5)).await;

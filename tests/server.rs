@@ -328,9 +328,9 @@ async fn ingest_accepts_object_array_and_ndjson() {
 
     let sniffed = format!("{}\n{}", event("s1", "sn1"), event("s2", "sn2"));
     assert_eq!(
-        server.post(sniffed, "text/plain").await,
+        server.post(sniffed, "application/json").await,
         (200, json!({"accepted": 2, "duplicates": 0})),
-        "NDJSON without its content type"
+        "NDJSON sent as JSON"
     );
 
     let board = server

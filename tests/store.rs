@@ -289,7 +289,12 @@ async fn sigkill_loses_no_acknowledged_event() {
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::SeqCst);
-                    let sent = client.post(&url).body(call_batch(n)).send().await;
+                    let sent = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(call_batch(n))
+                        .send()
+                        .await;
                     if !matches!(&sent, Ok(r) if r.status().is_success()) {
                         return;
                     }

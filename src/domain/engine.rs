@@ -488,7 +488,7 @@ impl Engine {
             Some(entry) if entry.call.history().len() >= MAX_CALL_EVENTS => {
                 if !entry.warned_full {
                     entry.warned_full = true;
-                    tracing::warn!(call = %entry.key, "call holds {MAX_CALL_EVENTS} events; ignoring more");
+                    tracing::warn!(call = ?entry.key, "call holds {MAX_CALL_EVENTS} events; ignoring more");
                 }
                 return Taken::CallFull;
             }
@@ -643,7 +643,7 @@ impl Engine {
             if let Some(entry) = self.calls.get_mut(&key) {
                 entry.call.expire(last_at + stale_after);
                 self.expired_calls += 1;
-                tracing::info!(call = %key, "expired after no event for {stale_after:#}");
+                tracing::info!(call = ?key, "expired after no event for {stale_after:#}");
             }
             self.live_by_last_event.pop_first();
             self.recount(&key);

@@ -157,7 +157,7 @@ impl Status {
         self.changed.notify_one();
         match (state, error) {
             (SourceState::Connected, _) => tracing::info!(source = %self.name, "source connected"),
-            (_, Some(e)) => tracing::warn!(source = %self.name, "source {}: {e}", state.as_str()),
+            (_, Some(e)) => tracing::warn!(source = %self.name, "source {}: {e:?}", state.as_str()),
             (_, None) => tracing::info!(source = %self.name, "source {}", state.as_str()),
         }
     }

@@ -156,6 +156,9 @@ async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), answer).await;
 }
 
+/// How long a stopping server waits for open requests and sockets to finish.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
 /// Serves `app` on `listener` until `stop` resolves, then lets open requests finish.
 pub async fn serve(
     listener: TcpListener,
@@ -242,7 +245,14 @@ pub async fn serve(
     drop(listener);
     let _ = closing.send(true);
     drop(open_tx);
-    let _ = all_closed.recv().await;
+    // In-flight requests finish and WebSockets close (1001); a client that
+    // holds on past the drain time is cut off.
+    if tokio::time::timeout(DRAIN, all_closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("stopping with connections still open after {DRAIN:?}");
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use super::headers::{self, SecurityHeaders};
 use super::limits::{self, IngestRate};
 use super::{AppState, auth};
 
-/// The ingest route's own layers: it alone takes a body. The rate limit runs
+/// The ingest routes' own layers: they alone take a body. The rate limit runs
 /// first, then the body is read under its size and time limits, both after
 /// the caller's token was checked (so no one unknown gets a body buffered).
 pub fn ingest(
@@ -32,6 +32,17 @@ pub fn ingest(
             Arc::new(IngestRate::new(limits.ingest_rate_per_sec)),
             limits::limit_ingest_rate,
         ))
+}
+
+/// Refuses cross-site posts to a JSON route before anything else of it runs:
+/// a foreign `Origin` (403) or a body that is not JSON or NDJSON (415). See
+/// [`headers::same_origin_json`]; a route taking another body type (a form)
+/// needs its own content-type rule.
+pub fn json_from_own_origin(
+    route: MethodRouter<Arc<AppState>>,
+    state: &Arc<AppState>,
+) -> MethodRouter<Arc<AppState>> {
+    route.layer(from_fn_with_state(state.clone(), headers::same_origin_json))
 }
 
 /// Wraps `routes` in every security layer (a layer added later runs first).

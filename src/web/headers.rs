@@ -85,6 +85,55 @@ pub async fn check_origin(
     next.run(request).await
 }
 
+/// Body types `POST /api/events` takes: none a browser may send cross-site
+/// without a preflight (`text/plain`, forms).
+pub const JSON_TYPES: [&str; 2] = ["application/json", "application/x-ndjson"];
+
+/// Whether a `Content-Type` is one of `accepted` (parameters such as `charset` aside).
+pub fn content_type_in(headers: &HeaderMap, accepted: &[&str]) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| {
+            let media = media.trim();
+            accepted.iter().any(|a| media.eq_ignore_ascii_case(a))
+        })
+}
+
+/// Refuses a cross-site post to an ingest route: a foreign `Origin` is 403
+/// (the WebSocket rule), a body that is not JSON or NDJSON 415, so a page the
+/// operator visits cannot post events to a server without tokens.
+pub async fn same_origin_json(
+    State(app): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !origin_allowed(request.headers(), &app.config.security.web) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"error": "this origin may not post events; \
+                                       add it to [web] allowed_origins if it should"})),
+        )
+            .into_response();
+    }
+    if !content_type_in(request.headers(), &JSON_TYPES) {
+        let given = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())))
+            .unwrap_or_else(|| "none".to_owned());
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            axum::Json(json!({"error": format!(
+                "the body's content type must be application/json or application/x-ndjson, not {given}"
+            )})),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
 /// `host[:port]` without a default port, lowercased.
 fn authority(host: &str, scheme: Option<&str>) -> String {
     let host = host.trim().trim_end_matches('/').to_ascii_lowercase();
@@ -163,6 +212,30 @@ mod tests {
         ];
         for (origin, host, expected) in table {
             assert_eq!(allowed(origin, host, &web), expected, "{origin:?} {host}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let table = [
+            (Some("application/json"), true),
+            (Some("Application/JSON; charset=utf-8"), true),
+            (Some("application/x-ndjson"), true),
+            (Some("text/plain"), false),
+            (Some("application/x-www-form-urlencoded"), false),
+            (Some("application/jsonx"), false),
+            (None, false),
+        ];
+        for (content_type, expected) in table {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = content_type {
+                headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            }
+            assert_eq!(
+                content_type_in(&headers, &JSON_TYPES),
+                expected,
+                "{content_type:?}"
+            );
         }
     }
 

@@ -60,7 +60,7 @@ impl IntoResponse for HostedError {
                 (StatusCode::BAD_REQUEST, json!({"error": message}))
             }
             HostedError::Unavailable(detail) => {
-                tracing::error!("store unavailable: {detail}");
+                tracing::error!("store unavailable: {detail:?}");
                 (StatusCode::SERVICE_UNAVAILABLE, json!({"error": message}))
             }
         };

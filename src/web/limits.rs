@@ -190,7 +190,7 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
-    tracing::error!("a request handler panicked: {detail}");
+    tracing::error!("a request handler panicked: {detail:?}");
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
 }
 

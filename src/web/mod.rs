@@ -50,7 +50,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/", get(pages::board))
         .route("/board/{name}", get(pages::named_board))
-        .route("/api/events", guard::ingest(post(api::post_events), &state))
+        .route(
+            "/api/events",
+            guard::json_from_own_origin(guard::ingest(post(api::post_events), &state), &state),
+        )
         .route(
             "/api/sources/connect",
             guard::ingest(post(hosted::post_connect), &state),
@@ -119,7 +122,7 @@ impl IntoResponse for WebError {
             }
             WebError::NotFound(_) => (StatusCode::NOT_FOUND, json!({"error": self.to_string()})),
             WebError::Unavailable(detail) => {
-                tracing::error!("store unavailable: {detail}");
+                tracing::error!("store unavailable: {detail:?}");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"error": self.to_string()}),
@@ -138,7 +141,7 @@ impl IntoResponse for WebError {
                 return WebError::Unavailable(e.to_string()).into_response();
             }
             WebError::Internal(detail) => {
-                tracing::error!("internal error: {detail}");
+                tracing::error!("internal error: {detail:?}");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({"error": "internal error"}),

@@ -1,14 +1,16 @@
 //! `GET /ws` (the board) and `GET /ws/supervisor` (the supervisor's detail):
 //! a snapshot, then every delta in seq order; a client that falls behind is
-//! sent a fresh snapshot. One loop per socket sends, reads and pings.
+//! sent a fresh snapshot, one that reads nothing is closed. Per socket, one
+//! loop sends and pings and a task reads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -68,20 +70,26 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
     let hub: &Hub = &app.hub;
     let _guard = ClientGuard::new(&hub.counters().clients);
     let feed = feed(hub);
-    let (mut sink, mut stream) = socket.split();
+    let (mut sink, stream) = socket.split();
+    // A peer silent for this long (no pong, no message) is dropped, and a
+    // send that blocks this long (a client that reads nothing) closes it.
+    let peer_timeout = app.config.security.limits.ws_ping_timeout;
     // Subscribe before reading the snapshot so nothing falls between them.
     let mut frames = feed.subscribe();
     let snapshot = feed.latest();
     let mut seq = snapshot.seq;
-    if sink.send(text(snapshot.snapshot_message())).await.is_err() {
+    let first = text(snapshot.snapshot_message());
+    if send_within(&mut sink, first, peer_timeout).await.is_err() {
         return;
     }
 
-    // A peer silent for this long (no pong, no message) is dropped.
-    let peer_timeout = app.config.security.limits.ws_ping_timeout;
+    // Reading apart from sending, so a send that waits never delays a pong.
+    let heard = Arc::new(Heard::new());
+    let mut reading = tokio::spawn(read(stream, heard.clone()));
     let mut ping = tokio::time::interval(PING_EVERY.min(peer_timeout / 3));
     ping.reset();
-    let mut last_heard = Instant::now();
+    // When the oldest unanswered ping went out ([`Heard`] milliseconds).
+    let mut unanswered_since: Option<u64> = None;
     let shutdown = app.shutdown.clone().wait();
     tokio::pin!(shutdown);
     loop {
@@ -100,28 +108,95 @@ async fn serve(socket: WebSocket, app: Arc<AppState>, feed: fn(&Hub) -> &Feed) {
                 }
                 Err(RecvError::Closed) => break,
             },
-            // Any message (pongs included) proves the peer alive; a close, an
-            // error or an oversized message ends the connection.
-            message = stream.next() => match message {
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-                Some(Ok(_)) => {
-                    last_heard = Instant::now();
-                    continue;
-                }
-            },
+            // The peer closed, erred or sent an oversized message.
+            _ = &mut reading => return,
             _ = ping.tick() => {
-                if last_heard.elapsed() > peer_timeout {
-                    break;
+                // Silence counts from the oldest ping not answered since (a
+                // long send may have delayed the pings themselves).
+                let now = heard.now();
+                match unanswered_since {
+                    Some(sent) if heard.at() >= sent => unanswered_since = Some(now),
+                    Some(sent) if Duration::from_millis(now - sent) > peer_timeout => break,
+                    Some(_) => {}
+                    None => unanswered_since = Some(now),
                 }
                 Message::Ping(Default::default())
             }
             () = &mut shutdown => {
-                let _ = sink.send(Message::Close(None)).await;
+                let going_away = CloseFrame {
+                    code: close_code::AWAY,
+                    reason: "going away".into(),
+                };
+                if send_within(&mut sink, Message::Close(Some(going_away)), CLOSE_WAIT).await.is_ok() {
+                    // Wait (briefly) for the peer's close, so the connection ends cleanly.
+                    let _ = tokio::time::timeout(CLOSE_WAIT, &mut reading).await;
+                }
                 break;
             }
         };
-        if sink.send(outgoing).await.is_err() {
+        if send_within(&mut sink, outgoing, peer_timeout)
+            .await
+            .is_err()
+        {
             break;
         }
+    }
+    reading.abort();
+}
+
+/// How long a closing connection waits for its Close frame to go out and the peer's to come back.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Sends `message`, failing if the peer has not taken it within `limit`:
+/// a client that reads nothing cannot hold its task and its queued frames.
+async fn send_within(
+    sink: &mut SplitSink<WebSocket, Message>,
+    message: Message,
+    limit: Duration,
+) -> Result<(), ()> {
+    match tokio::time::timeout(limit, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(()),
+    }
+}
+
+/// When the peer was last heard from (written by the reading task).
+struct Heard {
+    start: Instant,
+    millis: AtomicU64,
+}
+
+impl Heard {
+    fn new() -> Heard {
+        Heard {
+            start: Instant::now(),
+            millis: AtomicU64::new(0),
+        }
+    }
+
+    /// Milliseconds since `start`; a message in the same millisecond as a
+    /// ping counts as its answer.
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Records a message from the peer.
+    fn heard(&self) {
+        self.millis.store(self.now(), Ordering::Relaxed);
+    }
+
+    /// When the peer was last heard (milliseconds since `start`).
+    fn at(&self) -> u64 {
+        self.millis.load(Ordering::Relaxed)
+    }
+}
+
+/// Reads until the peer closes or errs; any message (pongs included) proves it alive.
+async fn read(mut stream: SplitStream<WebSocket>, heard: Arc<Heard>) {
+    while let Some(Ok(message)) = stream.next().await {
+        if let Message::Close(_) = message {
+            return;
+        }
+        heard.heard();
     }
 }

@@ -323,6 +323,11 @@ impl WsClient {
         }
     }
 
+    /// The socket itself, to read what follows the board's messages (a Close frame).
+    pub fn into_socket(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.socket
+    }
+
     /// Closes the connection.
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
