@@ -17,7 +17,9 @@ pub mod esl;
 pub mod hosted;
 pub mod offline;
 pub mod queue_log;
+mod reconnect;
 pub mod status;
+mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +36,9 @@ use crate::shutdown::Signal;
 
 pub use checkpoint::Checkpoints;
 pub use config::{Naming, SourceConfig, SourceSettings};
+pub use reconnect::{Link, STEADY, Session, reconnect};
 pub use status::{SourceState, Sources, Status};
+pub use store::Stopped;
 
 /// The input formats `classify` and `replay` read (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

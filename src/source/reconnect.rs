@@ -1,0 +1,139 @@
+//! The reconnect loop every connected source (AMI, ESL) runs: one session
+//! after another with capped backoff, the same states for all (`connecting`
+//! while trying again after a session that was up, `failed` with the reason
+//! after a try that never got in, `connected` once logged in), each change
+//! logged once. The backoff starts over only after a session that did work,
+//! so a PBX that takes the login and drops the line is not hammered.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use super::{Backoff, Context, SourceState};
+
+/// How long a session must stay up (without mapping any event) before the
+/// next drop is retried at the shortest wait again.
+pub const STEADY: Duration = Duration::from_secs(30);
+
+/// A connected source: what one connection does, from connecting until it
+/// ends. Its state (the mapping) lives in the implementor, across sessions.
+pub trait Session {
+    /// Why a connection ended.
+    type Error: Display;
+
+    /// Connects and follows until the connection ends (with why). Calls
+    /// [`Link::up`] once logged in and [`Link::mapped`] when it mapped events.
+    fn run(&mut self, link: &mut Link) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// One try of a session, as the session reports its progress.
+pub struct Link {
+    context: Context,
+    up_since: Option<Instant>,
+    mapped: bool,
+}
+
+impl Link {
+    fn new(context: &Context) -> Link {
+        Link {
+            context: context.clone(),
+            up_since: None,
+            mapped: false,
+        }
+    }
+
+    /// Logged in: the source is `connected`.
+    pub fn up(&mut self) {
+        self.up_since = Some(Instant::now());
+        let context = &self.context;
+        context
+            .status()
+            .set_state(SourceState::Connected, None, context.now());
+    }
+
+    /// The session mapped events: it works, whatever ends it later.
+    pub fn mapped(&mut self) {
+        self.mapped = true;
+    }
+
+    /// Whether this try did work: it mapped an event or stayed up [`STEADY`].
+    fn worked(&self) -> bool {
+        self.mapped || self.up_since.is_some_and(|at| at.elapsed() >= STEADY)
+    }
+}
+
+/// Runs `session` again and again until the server stops.
+pub async fn reconnect(context: &Context, session: &mut impl Session) {
+    let mut backoff = Backoff::default();
+    loop {
+        let mut link = Link::new(context);
+        let ended = tokio::select! {
+            ended = session.run(&mut link) => ended,
+            () = context.shutdown().wait() => return,
+        };
+        // A session may end because the server stops (its store gave up):
+        // that is no failure to report.
+        if context.shutdown().wait().now_or_never().is_some() {
+            return;
+        }
+        let why = match ended {
+            Ok(()) => "the session ended".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        if link.worked() {
+            backoff.reset();
+        }
+        let state = match link.up_since {
+            Some(_) => SourceState::Connecting,
+            None => SourceState::Failed,
+        };
+        context.status().set_state(state, Some(why), context.now());
+        if !backoff.wait(context.shutdown()).await {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_that_never_work_back_off_and_one_that_maps_resets() {
+        // Covered end to end in tests/ami.rs and tests/esl.rs (a PBX that
+        // drops every session at once); here only the rule of `worked`.
+        let hub = std::sync::Arc::new(crate::hub::Hub::in_memory(
+            Default::default(),
+            crate::clock::Clock::Wall,
+            std::sync::Arc::new(jiff::Timestamp::now),
+        ));
+        let status = std::sync::Arc::new(super::super::Status::new(
+            "pbx",
+            "ami",
+            jiff::Timestamp::now(),
+        ));
+        let (_trigger, signal) = crate::shutdown::channel();
+        let context = Context::new(
+            hub,
+            status,
+            super::super::Naming::offline("pbx"),
+            super::super::Checkpoints::new(None),
+            (
+                crate::clock::Clock::Wall,
+                std::sync::Arc::new(jiff::Timestamp::now),
+            ),
+            signal,
+        );
+        let mut link = Link::new(&context);
+        assert!(!link.worked(), "never up");
+        link.up();
+        assert!(!link.worked(), "up a moment");
+        link.up_since = Instant::now().checked_sub(STEADY);
+        assert!(link.worked(), "up for STEADY");
+        link.up_since = Some(Instant::now());
+        link.mapped();
+        assert!(link.worked(), "mapped an event");
+    }
+}
