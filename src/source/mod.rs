@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod esl;
+pub mod header;
 pub mod hosted;
 pub mod offline;
 pub mod queue_log;
