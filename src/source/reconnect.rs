@@ -98,37 +98,33 @@ pub async fn reconnect(context: &Context, session: &mut impl Session) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
+    use super::*;
+    use crate::clock::Clock;
+    use crate::hub::Hub;
+    use crate::source::{Checkpoints, Naming, Status};
+
+    /// The rule that restarts the backoff; the loop itself is tested end to
+    /// end in tests/ami.rs and tests/esl.rs (a PBX that drops every session).
     #[tokio::test]
-    async fn sessions_that_never_work_back_off_and_one_that_maps_resets() {
-        // Covered end to end in tests/ami.rs and tests/esl.rs (a PBX that
-        // drops every session at once); here only the rule of `worked`.
-        let hub = std::sync::Arc::new(crate::hub::Hub::in_memory(
-            Default::default(),
-            crate::clock::Clock::Wall,
-            std::sync::Arc::new(jiff::Timestamp::now),
-        ));
-        let status = std::sync::Arc::new(super::super::Status::new(
-            "pbx",
-            "ami",
-            jiff::Timestamp::now(),
-        ));
+    async fn a_try_worked_when_it_mapped_or_stayed_up_long_enough() {
+        let wall: crate::clock::WallClock = Arc::new(jiff::Timestamp::now);
+        let hub = Hub::in_memory(Default::default(), Clock::Wall, wall.clone());
+        let status = Status::new("pbx", "ami", jiff::Timestamp::now());
         let (_trigger, signal) = crate::shutdown::channel();
         let context = Context::new(
-            hub,
-            status,
-            super::super::Naming::offline("pbx"),
-            super::super::Checkpoints::new(None),
-            (
-                crate::clock::Clock::Wall,
-                std::sync::Arc::new(jiff::Timestamp::now),
-            ),
+            Arc::new(hub),
+            Arc::new(status),
+            Naming::offline("pbx"),
+            Checkpoints::new(None),
+            (Clock::Wall, wall),
             signal,
         );
         let mut link = Link::new(&context);
         assert!(!link.worked(), "never up");
         link.up();
+        assert_eq!(context.status().view().state, SourceState::Connected);
         assert!(!link.worked(), "up a moment");
         link.up_since = Instant::now().checked_sub(STEADY);
         assert!(link.worked(), "up for STEADY");
