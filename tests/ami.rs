@@ -707,3 +707,90 @@ async fn an_unreachable_manager_is_failed_naming_the_address() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The store refuses (another process holds SQLite's write lock): the
+/// source says `failed` with "store: …" instead of `connected`, reads no
+/// further meanwhile, and once the store takes events again it is
+/// `connected` and nothing read while it refused is lost.
+#[tokio::test]
+async fn a_refusing_store_shows_as_failed_and_loses_nothing() {
+    let dir = scratch("store");
+    let trace = day_trace().render();
+    let file = dir.join("trace.txt");
+    std::fs::write(&file, trace.concat()).expect("write trace");
+    let expected: Value = serde_json::from_str(&classify(&file, false)).expect("summary");
+    let calls = expected["calls"].as_i64().expect("calls");
+    // The manager answers only once the lock is taken: until then the
+    // source's connection waits in the listener's backlog.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = server(config(port, "secret = \"s\""), &dir).await;
+    source_when(&server, |_| true).await;
+    let db = rusqlite::Connection::open(dir.join("data").join(wallboard::journal::DB_FILE))
+        .expect("open the store");
+    db.execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let sessions = vec![Session {
+        from: 0,
+        to: trace.len(),
+        close: false,
+        answer_pings: true,
+    }];
+    let pbx = Pbx::start_on(
+        listener,
+        Plan {
+            secret: "s".into(),
+            trace,
+            sessions,
+        },
+    );
+    let source = source_when(&server, |s| s["state"] == "failed").await;
+    let error = source["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("store: "), "{source}");
+    assert_eq!(source["events"], 0, "{source}");
+
+    db.execute_batch("COMMIT").expect("release the lock");
+    let source = source_when(&server, |s| s["state"] == "connected").await;
+    assert_eq!(
+        pbx.logins(),
+        1,
+        "the store's trouble is no reason to reconnect"
+    );
+    let board = server
+        .snapshot_when(|s| common::sum(&s["definitions"]["reachable"]["boxes"]) == calls)
+        .await;
+    assert_eq!(boxes(&board), boxes(&expected), "board {board} ({source})");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A manager that takes the login and drops the line at once is retried
+/// with a growing wait (the backoff starts over only after a session that
+/// did work), and the source says `connecting`, with why, meanwhile.
+#[tokio::test]
+async fn a_manager_that_drops_every_session_is_not_hammered() {
+    let dir = scratch("flap");
+    let drop_at_once = Session {
+        from: 0,
+        to: 0,
+        close: true,
+        answer_pings: true,
+    };
+    let pbx = Pbx::start(Plan {
+        secret: "s".into(),
+        trace: Vec::new(),
+        sessions: vec![drop_at_once; 50],
+    })
+    .await;
+    let server = server(config(pbx.port, "secret = \"s\""), &dir).await;
+    let source = source_when(&server, |s| s["state"] == "connecting" && pbx.logins() >= 2).await;
+    let error = source["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("closed"), "{source}");
+    // Waits of 0.25, 0.5, 1 and 2 s: four logins in three seconds, where a
+    // backoff reset at each login would make a dozen.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let logins = pbx.logins();
+    assert!((3..=5).contains(&logins), "{logins} logins in 3 s");
+    let _ = std::fs::remove_dir_all(&dir);
+}

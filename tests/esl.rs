@@ -264,10 +264,17 @@ async fn recorded_calls_survive_a_dropped_connection_and_match_classify() {
             .iter()
             .all(|c| c == "event plain CUSTOM callcenter::info CHANNEL_HANGUP_COMPLETE")
     }));
+    // Every event the offline reading gives, each once: the resent frames
+    // are dropped by id, and the exit of the call that went on to a second
+    // queue gave no `ended` of its own. (The board may show the last call
+    // before the agents' last changes are stored: wait for the count.)
+    let offline =
+        wallboard::source::offline::read_file(Format::Esl, FIXTURE.as_ref()).expect("read");
     let pbx = within(async {
         loop {
             let pbx = source(&server).await;
-            if pbx["skipped"] == 2 && pbx["state"] == "connected" {
+            if pbx["skipped"] == 2 && pbx["state"] == "connected" && pbx["events"] == offline.len()
+            {
                 return pbx;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -275,12 +282,6 @@ async fn recorded_calls_survive_a_dropped_connection_and_match_classify() {
     })
     .await;
     assert_eq!(pbx["kind"], "esl");
-    // Every event the offline reading gives, each once: the resent frames
-    // are dropped by id, and the exit of the call that went on to a second
-    // queue gave no `ended` of its own.
-    let offline =
-        wallboard::source::offline::read_file(Format::Esl, FIXTURE.as_ref()).expect("read");
-    assert_eq!(pbx["events"], offline.len(), "{pbx}");
     assert_eq!(
         snapshot["agents"],
         serde_json::json!({"available": 1, "busy": 0, "wrap_up": 0, "away": 1, "offline": 1}),
@@ -389,4 +390,98 @@ async fn a_held_exit_ends_by_the_machine_clock() {
         .snapshot_when(|s| s["outcomes"]["timed_out"] == 1)
         .await;
     assert_eq!(common::sum(&snapshot["outcomes"]), 1, "{snapshot}");
+}
+
+/// A held exit survives a restart: the server stops while a timed-out
+/// caller's `ended` waits for `continue_secs`, and the next run ends the
+/// call from its checkpoint once they have passed.
+#[tokio::test]
+async fn a_held_exit_survives_a_restart() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    let dir = std::env::temp_dir().join(format!("wb-esl-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Call "d" joins and is put out by the queue's timeout; nothing follows.
+    let frames = fixture_blocks()
+        .iter()
+        .filter(|b| b.contains("Dee%20Caller") && !b.contains("CHANNEL_HANGUP_COMPLETE"))
+        .map(|b| event_frame(b))
+        .collect::<Vec<_>>();
+    let esl = EslServer::start(vec![Script {
+        frames,
+        close: false,
+    }])
+    .await;
+    let exit: jiff::Timestamp = "2026-11-20T10:03:50Z".parse().unwrap();
+    let now = Arc::new(AtomicI64::new(exit.as_second() + 5));
+    let start = || {
+        let clock = now.clone();
+        TestServer::start_with(ServeOptions {
+            wall: Arc::new(move || {
+                jiff::Timestamp::from_second(clock.load(Ordering::SeqCst)).unwrap()
+            }),
+            data_dir: Some(dir.clone()),
+            ..ServeOptions::new(config(esl.port, PASSWORD))
+        })
+    };
+    let server = start().await;
+    within(async {
+        while source(&server).await["events"] != 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let board = server.snapshot().await;
+    assert_eq!(
+        common::sum(&board["outcomes"]),
+        0,
+        "the ended waits: {board}"
+    );
+    server.stop().await.expect("stopped");
+
+    now.store(exit.as_second() + 11, Ordering::SeqCst);
+    let server = start().await;
+    let snapshot = server
+        .snapshot_when(|s| s["outcomes"]["timed_out"] == 1)
+        .await;
+    assert_eq!(common::sum(&snapshot["outcomes"]), 1, "{snapshot}");
+    // The board may show the call a moment before the status counts it.
+    within(async {
+        while source(&server).await["events"] != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// FreeSWITCH takes the login and drops the socket at once, again and
+/// again: `connecting` (as AMI says), with why, and a growing wait between
+/// tries instead of one every 250 ms.
+#[tokio::test]
+async fn a_socket_that_drops_every_session_is_not_hammered() {
+    let scripts = (0..50)
+        .map(|_| Script {
+            frames: Vec::new(),
+            close: true,
+        })
+        .collect();
+    let esl = EslServer::start(scripts).await;
+    let server = server_for(esl.port, PASSWORD).await;
+    let pbx = within(async {
+        loop {
+            let pbx = source(&server).await;
+            if pbx["state"] == "connecting" && esl.seen(|s| s.logins) >= 2 {
+                return pbx;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let error = pbx["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("closed"), "{pbx}");
+    // Waits of 0.25, 0.5, 1 and 2 s: four logins in three seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let logins = esl.seen(|s| s.logins);
+    assert!((3..=5).contains(&logins), "{logins} logins in 3 s");
 }

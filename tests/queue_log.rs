@@ -439,3 +439,101 @@ async fn by_the_machine_clock_a_held_exit_ends_after_continue_secs() {
     assert_eq!(board["outcomes"]["queue_abandoned"], 1, "{board}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// A checkpoint that cannot be written shows as `failed` ("checkpoint: …")
+// once, reading waits meanwhile, and the source is `connected` again once
+// it is written.
+#[tokio::test]
+async fn a_checkpoint_that_cannot_be_written_shows_as_failed() {
+    let dir = temp_dir("checkpoint");
+    let (log, data) = (dir.join("queue_log"), dir.join("data"));
+    // Where the checkpoint is written first is taken by a directory: the
+    // write fails (even for root, unlike a permission).
+    let blocker = data.join("sources").join("pbx.json.partial");
+    std::fs::create_dir_all(&blocker).expect("blocker");
+    let chunk = rows(0..2);
+    append(&log, &chunk);
+    let options = ServeOptions {
+        config: Config::parse(&config(&log), "test").expect("config"),
+        data_dir: Some(data.clone()),
+        clock: Clock::Feed,
+        ..ServeOptions::new(Config::default())
+    };
+    let server = TestServer::start_with(options).await;
+    let client = reqwest::Client::new();
+    let failed = within(async {
+        loop {
+            let s = source(&client, &server.base).await;
+            if s["state"] == "failed" {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let error = failed["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("checkpoint: "), "{failed}");
+    std::fs::remove_dir(&blocker).expect("unblock");
+    let status = stored_until(&client, &server.base, last_time(&chunk)).await;
+    let status = within(async {
+        let mut status = status;
+        while status["state"] != "connected" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            status = source(&client, &server.base).await;
+        }
+        status
+    })
+    .await;
+    assert_eq!(status["skipped"], 0, "{status}");
+    assert!(data.join("sources").join("pbx.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// The store refuses (another process holds SQLite's write lock): `failed`
+// with "store: …", then `connected` with every row stored once it works.
+#[tokio::test]
+async fn a_refusing_store_shows_as_failed_then_recovers() {
+    let dir = temp_dir("store");
+    let (log, data) = (dir.join("queue_log"), dir.join("data"));
+    let options = ServeOptions {
+        config: Config::parse(&config(&log), "test").expect("config"),
+        data_dir: Some(data.clone()),
+        clock: Clock::Feed,
+        ..ServeOptions::new(Config::default())
+    };
+    let server = TestServer::start_with(options).await;
+    let client = reqwest::Client::new();
+    // Up (the file is missing: failed), then the lock, then the rows.
+    within(async {
+        while source(&client, &server.base).await["state"] != "failed" {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let db = rusqlite::Connection::open(data.join(wallboard::journal::DB_FILE)).expect("store");
+    db.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    let chunk = rows(0..6);
+    append(&log, &chunk);
+    let failed = within(async {
+        loop {
+            let s = source(&client, &server.base).await;
+            if s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("store: "))
+            {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    db.execute_batch("COMMIT").expect("unlock");
+    let status = stored_until(&client, &server.base, last_time(&chunk)).await;
+    assert_eq!(status["state"], "connected", "{status}");
+    let everything = dir.join("everything");
+    std::fs::write(&everything, &chunk).expect("whole");
+    let board = board_with(&client, &server.base, 6).await;
+    assert_board_is_classify(&board, &everything);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -14,10 +14,13 @@ pub mod checkpoint;
 pub mod config;
 pub mod demo;
 pub mod esl;
+pub mod header;
 pub mod hosted;
 pub mod offline;
 pub mod queue_log;
+mod reconnect;
 pub mod status;
+mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +36,9 @@ use crate::shutdown::Signal;
 
 pub use checkpoint::Checkpoints;
 pub use config::{Naming, SourceConfig, SourceSettings};
+pub use reconnect::{Link, STEADY, Session, reconnect};
 pub use status::{SourceState, Sources, Status};
+pub use store::Stopped;
 
 /// The input formats `classify` and `replay` read (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -64,6 +64,12 @@ impl Pbx {
     /// Starts listening; every connection is served by `plan`.
     pub async fn start(plan: Plan) -> Pbx {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Pbx::start_on(listener, plan)
+    }
+
+    /// Serves on a listener bound earlier: connections made to it before are
+    /// waiting in its backlog and are answered now.
+    pub fn start_on(listener: TcpListener, plan: Plan) -> Pbx {
         let port = listener.local_addr().expect("addr").port();
         let counters = Arc::new(Counters::default());
         let plan = Arc::new(plan);

@@ -1,7 +1,7 @@
 //! The live AMI client: connects, reads the banner, logs in, asks for
 //! `QueueStatus` after every (re)connection to rebuild what it missed, pings,
-//! and feeds event blocks through the [`Mapper`]. It reconnects with a
-//! capped backoff, and reports its state through the [`Context`].
+//! and feeds event blocks through the [`Mapper`]. It reconnects through the
+//! shared [`reconnect`] loop, which reports its state.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use super::AmiSettings;
 use super::map::{Arrival, Mapper};
 use super::wire::{Frame, Framer};
 use crate::event::Event;
-use crate::source::{Backoff, Context, SourceState};
+use crate::source::{Context, Link, Session, Stopped, reconnect};
 
 /// How long connecting, the banner and the login may take.
 const HANDSHAKE: Duration = Duration::from_secs(10);
@@ -49,42 +49,33 @@ pub enum SessionError {
     #[error("no answer to Ping within {0:?}")]
     PingUnanswered(Duration),
     /// The server is stopping.
-    #[error("stopping")]
-    Stopping,
+    #[error(transparent)]
+    Stopping(#[from] Stopped),
 }
 
 /// Runs the source until the server stops.
 pub async fn run(settings: AmiSettings, context: Context) {
-    let mut mapper = Mapper::new(context.naming().clone());
-    let mut backoff = Backoff::default();
-    let shutdown = context.shutdown();
-    loop {
-        let mut connected = false;
-        let result = tokio::select! {
-            result = session(&settings, &context, &mut mapper, &mut connected) => result,
-            () = shutdown.clone().wait() => return,
-        };
-        let error = match result {
-            Err(SessionError::Stopping) | Ok(()) => return,
-            Err(e) => e.to_string(),
-        };
-        // A session that was up is retried as "connecting"; a try that never
-        // got in is "failed". Each change is logged once, not once per retry.
-        if connected {
-            backoff.reset();
-            let state = SourceState::Connecting;
-            context
-                .status()
-                .set_state(state, Some(error), context.now());
-        } else {
-            let state = SourceState::Failed;
-            context
-                .status()
-                .set_state(state, Some(error), context.now());
-        }
-        if !backoff.wait(shutdown.clone()).await {
-            return;
-        }
+    let mapper = Mapper::new(context.naming().clone());
+    let mut ami = Ami {
+        settings,
+        context: context.clone(),
+        mapper,
+    };
+    reconnect(&context, &mut ami).await;
+}
+
+/// The source between sessions: the mapping's state outlives a connection.
+struct Ami {
+    settings: AmiSettings,
+    context: Context,
+    mapper: Mapper,
+}
+
+impl Session for Ami {
+    type Error = SessionError;
+
+    fn run(&mut self, link: &mut Link) -> impl Future<Output = Result<(), SessionError>> + Send {
+        session(&self.settings, &self.context, &mut self.mapper, link)
     }
 }
 
@@ -93,7 +84,7 @@ async fn session(
     settings: &AmiSettings,
     context: &Context,
     mapper: &mut Mapper,
-    connected: &mut bool,
+    link: &mut Link,
 ) -> Result<(), SessionError> {
     let secret = settings.secret().map_err(SessionError::Secret)?;
     let address = (settings.host.as_str(), settings.port);
@@ -119,14 +110,11 @@ async fn session(
     );
     write.write_all(login.as_bytes()).await?;
     within("no answer to Login", login_answer(&mut conn)).await??;
-    *connected = true;
-    context
-        .status()
-        .set_state(SourceState::Connected, None, context.now());
+    link.up();
     write
         .write_all(b"Action: QueueStatus\r\nActionID: wallboard-resync\r\n\r\n")
         .await?;
-    events(settings, context, mapper, &mut conn, &mut write).await
+    events(settings, context, mapper, &mut conn, &mut write, link).await
 }
 
 /// Waits for the answer to our login.
@@ -153,6 +141,7 @@ async fn events(
     mapper: &mut Mapper,
     conn: &mut Connection,
     write: &mut OwnedWriteHalf,
+    link: &mut Link,
 ) -> Result<(), SessionError> {
     let mut ping = tokio::time::interval_at(
         Instant::now() + settings.ping_every(),
@@ -173,7 +162,10 @@ async fn events(
                         ping_sent = None;
                     }
                 }
-                ingest(context, batch).await?;
+                if !batch.is_empty() {
+                    link.mapped();
+                    context.store(batch).await?;
+                }
             }
             _ = ping.tick() => {
                 if ping_sent.is_none() {
@@ -186,7 +178,7 @@ async fn events(
             () = sleep_until(deadline) => {
                 return Err(SessionError::PingUnanswered(settings.ping_timeout()));
             }
-            () = shutdown.clone().wait() => return Err(SessionError::Stopping),
+            () = shutdown.clone().wait() => return Err(Stopped.into()),
         }
     }
 }
@@ -231,24 +223,6 @@ fn handle(
         Err(why) => skip(&why),
     }
     false
-}
-
-/// Hands a batch to the store, retrying while the store is down (reading
-/// waits meanwhile, so nothing read is lost).
-async fn ingest(context: &Context, batch: Vec<Event>) -> Result<(), SessionError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut backoff = Backoff::default();
-    loop {
-        match context.ingest(batch.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(e) => tracing::error!(source = %context.name(), "events not stored, retrying: {e}"),
-        }
-        if !backoff.wait(context.shutdown()).await {
-            return Err(SessionError::Stopping);
-        }
-    }
 }
 
 /// The reading side of a session, split into frames.

@@ -167,9 +167,9 @@ impl Framer {
 /// `Key: Value`, where the key starts the line and is printable ASCII
 /// without spaces; anything else (console output) is no header.
 fn header(line: &str) -> Option<(&str, &str)> {
-    let (key, value) = line.split_once(':')?;
-    let is_key = !key.is_empty() && key.bytes().all(|b| b.is_ascii_graphic());
-    is_key.then(|| (key, value.trim()))
+    let (key, value) = crate::source::header::split(line.as_bytes())?;
+    // Cut at ASCII bytes of a `str`: still UTF-8.
+    Some((key, std::str::from_utf8(value).ok()?))
 }
 
 /// Every frame of a whole input.

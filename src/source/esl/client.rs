@@ -1,10 +1,12 @@
 //! The live `esl` source: an inbound event-socket client that logs in,
 //! subscribes to `CUSTOM callcenter::info CHANNEL_HANGUP_COMPLETE`, maps
-//! each `text/event-plain` frame and reconnects with backoff. The mapping's
-//! state (held exits, agents' status) lives across reconnects.
+//! each `text/event-plain` frame and reconnects through the shared
+//! [`reconnect`] loop. The mapping's state (held exits, agents' status)
+//! lives across reconnects.
 
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -14,7 +16,7 @@ use super::EslSettings;
 use super::frame::{Headers, MAX_BODY_BYTES, MAX_HEADER_BYTES};
 use super::map::{Lookahead, Mapper, Record};
 use crate::event::Event;
-use crate::source::{Backoff, Context, SourceState};
+use crate::source::{Context, Link, Session, Stopped, reconnect};
 
 /// What we subscribe to: mod_callcenter's events and the callers' hang-ups.
 pub const SUBSCRIPTION: &str = "event plain CUSTOM callcenter::info CHANNEL_HANGUP_COMPLETE";
@@ -47,8 +49,8 @@ pub enum EslError {
     #[error("{0}")]
     Password(String),
     /// The server stops.
-    #[error("shutting down")]
-    Shutdown,
+    #[error(transparent)]
+    Shutdown(#[from] Stopped),
 }
 
 /// One frame of the socket.
@@ -71,28 +73,61 @@ pub enum Frame {
 /// Runs the source until the server stops.
 pub async fn run(context: Context, settings: EslSettings) {
     let mut mapper = Mapper::new(context.naming().clone(), settings.continue_secs);
-    let mut backoff = Backoff::default();
-    loop {
-        match connection(&context, &settings, &mut mapper, &mut backoff).await {
-            Err(EslError::Shutdown) => return,
-            Err(e) => {
-                context
-                    .status()
-                    .set_state(SourceState::Failed, Some(e.to_string()), context.now());
-            }
-            Ok(()) => {}
+    // Held exits and calls under way come back from before a restart.
+    let saved = context.checkpoint();
+    if let Some(state) = saved.as_ref().and_then(|s| s.get("mapping")) {
+        mapper.restore(state);
+    }
+    let mut esl = Esl {
+        context: context.clone(),
+        settings,
+        mapping: Mapping { mapper, saved },
+    };
+    reconnect(&context, &mut esl).await;
+}
+
+/// The source between connections: the mapping's state outlives each.
+struct Esl {
+    context: Context,
+    settings: EslSettings,
+    mapping: Mapping,
+}
+
+/// The mapping and the checkpoint saved of it last.
+struct Mapping {
+    mapper: Mapper,
+    saved: Option<Value>,
+}
+
+impl Mapping {
+    /// Hands events to the store (retrying while it refuses), then saves the
+    /// mapping's state if it changed, so a restart keeps held exits; `Err`
+    /// only when the server stops meanwhile.
+    async fn store(
+        &mut self,
+        context: &Context,
+        link: &mut Link,
+        events: Vec<Event>,
+    ) -> Result<(), EslError> {
+        if events.is_empty() {
+            return Ok(());
         }
-        let wait = backoff.wait(context.shutdown());
-        if !wait.await {
-            return;
+        link.mapped();
+        context.store(events).await?;
+        let checkpoint = json!({ "mapping": self.mapper.save() });
+        if self.saved.as_ref() != Some(&checkpoint) {
+            context.store_checkpoint(&checkpoint).await?;
+            self.saved = Some(checkpoint);
         }
-        // While we were away held exits may have come due (machine clock).
-        if !context.feed_clock() {
-            let events = mapper.due(context.now());
-            if ingest(&context, events).await.is_err() {
-                return;
-            }
-        }
+        Ok(())
+    }
+}
+
+impl Session for Esl {
+    type Error = EslError;
+
+    fn run(&mut self, link: &mut Link) -> impl Future<Output = Result<(), EslError>> + Send {
+        connection(&self.context, &self.settings, &mut self.mapping, link)
     }
 }
 
@@ -100,18 +135,17 @@ pub async fn run(context: Context, settings: EslSettings) {
 async fn connection(
     context: &Context,
     settings: &EslSettings,
-    mapper: &mut Mapper,
-    backoff: &mut Backoff,
+    mapping: &mut Mapping,
+    link: &mut Link,
 ) -> Result<(), EslError> {
+    // While we were away held exits may have come due (machine clock).
+    if !context.feed_clock() {
+        let due = mapping.mapper.due(context.now());
+        mapping.store(context, link, due).await?;
+    }
     let password = settings.password().map_err(EslError::Password)?;
-    let (mut read, write) = tokio::select! {
-        login = login(settings, &password) => login?,
-        () = context.shutdown().wait() => return Err(EslError::Shutdown),
-    };
-    context
-        .status()
-        .set_state(SourceState::Connected, None, context.now());
-    backoff.reset();
+    let (mut read, write) = login(settings, &password).await?;
+    link.up();
 
     // A task of its own reads frames, so the clock's ticks never cut one.
     let (frames, mut received) = mpsc::channel(FRAMES_AHEAD);
@@ -124,7 +158,7 @@ async fn connection(
             }
         }
     });
-    let result = follow(context, mapper, &mut received).await;
+    let result = follow(context, mapping, &mut received, link).await;
     reader.abort();
     // Kept until here: dropping the write half would half-close the socket.
     drop(write);
@@ -133,19 +167,18 @@ async fn connection(
 
 async fn follow(
     context: &Context,
-    mapper: &mut Mapper,
+    mapping: &mut Mapping,
     received: &mut mpsc::Receiver<Result<Option<Frame>, EslError>>,
+    link: &mut Link,
 ) -> Result<(), EslError> {
-    let stop = context.shutdown().wait();
-    tokio::pin!(stop);
     let mut tick = tokio::time::interval(DUE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut frame_no: u64 = 0;
     loop {
         let frame = tokio::select! {
-            () = &mut stop => return Err(EslError::Shutdown),
             _ = tick.tick(), if !context.feed_clock() => {
-                ingest(context, mapper.due(context.now())).await?;
+                let due = mapping.mapper.due(context.now());
+                mapping.store(context, link, due).await?;
                 continue;
             }
             frame = received.recv() => frame,
@@ -154,9 +187,9 @@ async fn follow(
         let events = match frame {
             None | Some(Ok(None)) => return Err(EslError::Closed),
             Some(Err(e)) => return Err(e),
-            Some(Ok(Some(frame))) => on_frame(context, mapper, frame, frame_no)?,
+            Some(Ok(Some(frame))) => on_frame(context, &mut mapping.mapper, frame, frame_no)?,
         };
-        ingest(context, events).await?;
+        mapping.store(context, link, events).await?;
     }
 }
 
@@ -205,26 +238,6 @@ fn on_frame(
         Err(why) => context.status().skip(&position, &why),
     }
     Ok(events)
-}
-
-/// Hands events to the store, retrying while it refuses (nothing of a refused
-/// batch was applied); `Err` only when the server stops meanwhile.
-async fn ingest(context: &Context, events: Vec<Event>) -> Result<(), EslError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let mut backoff = Backoff::default();
-    loop {
-        match context.ingest(events.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                tracing::error!(source = %context.name(), "events not stored, retrying: {e}");
-                if !backoff.wait(context.shutdown()).await {
-                    return Err(EslError::Shutdown);
-                }
-            }
-        }
-    }
 }
 
 /// Connects, logs in and subscribes; the socket's halves, ready for events.

@@ -27,14 +27,7 @@ impl Headers {
         let headers = section
             .split(|&b| b == b'\n')
             .filter_map(|line| {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                let colon = line.iter().position(|&b| b == b':')?;
-                let key = std::str::from_utf8(&line[..colon]).ok()?.trim();
-                if key.is_empty() || key.contains(' ') {
-                    return None;
-                }
-                let raw = &line[colon + 1..];
-                let raw = raw.strip_prefix(b" ").unwrap_or(raw);
+                let (key, raw) = crate::source::header::split(line)?;
                 Some((key.to_owned(), value(raw)))
             })
             .collect();

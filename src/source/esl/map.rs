@@ -4,9 +4,11 @@
 //! times come in, events go out; the live client and the offline reader
 //! share it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::frame::{self, Headers};
 use crate::event::{AgentStatus, Direction, EndedBy, Event, EventKind};
@@ -20,6 +22,9 @@ pub const OFFLINE_START: Timestamp = Timestamp::constant(1_767_225_600, 0);
 const MAX_CALLS: usize = 100_000;
 /// Agents whose status is remembered (for `Waiting` after `On Break`).
 const MAX_AGENTS: usize = 10_000;
+/// Unfinished calls (and held exits) a checkpoint keeps, the newest: more
+/// calls than that under way at once is no call centre this serves.
+const SAVED_CALLS: usize = 1_000;
 
 /// Each event a record can give has a fixed slot in its id, so that a record
 /// read twice gives the same ids whatever the call's state the second time.
@@ -118,7 +123,8 @@ struct Pending {
 }
 
 /// What an agent's status says, so `Waiting` does not undo `On Break`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 enum Presence {
     Available,
     Away,
@@ -414,6 +420,79 @@ impl Mapper {
             call,
             at: record.at,
             kind,
+        }
+    }
+}
+
+/// The mapping's state in a checkpoint: what a restart must not forget.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    /// Unfinished calls, oldest first, and whether their start was seen.
+    calls: Vec<(String, bool)>,
+    /// The held `ended`s by call.
+    pending: BTreeMap<String, Value>,
+    /// Agents whose status a `Waiting` must not undo.
+    agents: BTreeMap<String, Presence>,
+}
+
+impl Mapper {
+    /// The state a restart needs, for [`Context::store_checkpoint`]: held
+    /// exits (so a pending `ended` survives), the newest unfinished calls
+    /// (a hang-up ends them, a new start continues them) and agents on break
+    /// or logged out; bounded by [`SAVED_CALLS`] and [`MAX_AGENTS`].
+    ///
+    /// [`Context::store_checkpoint`]: crate::source::Context::store_checkpoint
+    pub fn save(&self) -> Value {
+        let unfinished: Vec<(String, bool)> = self
+            .order
+            .iter()
+            .filter_map(|call| {
+                let state = self.calls.get(call).filter(|s| !s.finished)?;
+                Some((call.clone(), state.started))
+            })
+            .collect();
+        let calls = unfinished[unfinished.len().saturating_sub(SAVED_CALLS)..].to_vec();
+        let mut held: Vec<(&String, &Pending)> = self.pending.iter().collect();
+        held.sort_by_key(|(call, p)| (p.event.at, *call));
+        let pending = held[held.len().saturating_sub(SAVED_CALLS)..]
+            .iter()
+            .map(|(call, p)| {
+                let event = serde_json::to_value(&p.event).unwrap_or(Value::Null);
+                ((*call).clone(), event)
+            })
+            .collect();
+        let agents = self
+            .agents
+            .iter()
+            .filter(|(_, p)| **p != Presence::Available)
+            .map(|(agent, p)| (agent.clone(), *p))
+            .collect();
+        let saved = Saved {
+            calls,
+            pending,
+            agents,
+        };
+        serde_json::to_value(saved).unwrap_or(Value::Null)
+    }
+
+    /// Takes back the state [`Mapper::save`] gave; a damaged one is ignored
+    /// (the source then starts afresh, as before checkpoints).
+    pub fn restore(&mut self, value: &Value) {
+        let Ok(saved) = Saved::deserialize(value) else {
+            tracing::warn!("esl: the saved mapping state is damaged; starting afresh");
+            return;
+        };
+        for (call, started) in saved.calls {
+            self.remember(&call).started = started;
+        }
+        for (call, event) in saved.pending {
+            if let Ok(event) = Event::from_json(&event) {
+                self.remember(&call);
+                self.pending.insert(call, Pending { event });
+            }
+        }
+        for (agent, presence) in saved.agents.into_iter().take(MAX_AGENTS) {
+            self.agents.insert(agent, presence);
         }
     }
 }

@@ -551,3 +551,93 @@ fn live_exits_wait_for_the_clock() {
             .is_empty()
     );
 }
+
+/// What a checkpoint keeps comes back after a restart: the held `ended`
+/// (due at the same time, with the same id), a call a later start continues
+/// (no second `call_started`), a call a hang-up ends, an agent's break.
+#[test]
+fn a_saved_mapping_restores_held_exits_calls_and_agents() {
+    let read = |text: String| Record::read(text.as_bytes(), || OFFLINE_START).unwrap();
+    let on_break = block(
+        0.5,
+        &[
+            ("CC-Action", "agent-status-change"),
+            ("CC-Agent", "1002@default"),
+            ("CC-Agent-Status", "On Break"),
+        ],
+    );
+    let waiting = block(
+        40.0,
+        &[
+            ("CC-Action", "agent-state-change"),
+            ("CC-Agent", "1002@default"),
+            ("CC-Agent-State", "Waiting"),
+        ],
+    );
+    let mut before = Mapper::new(Naming::offline("esl"), 10);
+    for text in [
+        start(0.0, "held", "q"),
+        start(1.0, "talking", "q"),
+        start(2.0, "continues", "q"),
+        on_break,
+        cancel(30.0, "held", "TIMEOUT"),
+        cancel(31.0, "continues", "BREAK_OUT"),
+    ] {
+        before.apply(&read(text), Lookahead::Unknown).unwrap();
+    }
+    let saved = before.save();
+    assert_eq!(saved["calls"].as_array().map(Vec::len), Some(3), "{saved}");
+
+    let mut after = Mapper::new(Naming::offline("esl"), 10);
+    after.restore(&saved);
+    let at = |secs: i64| Timestamp::from_second(T0 + secs).unwrap();
+    assert!(after.due(at(40)).is_empty(), "not before continue_secs");
+    let mut events = after
+        .apply(&read(start(35.0, "continues", "q2")), Lookahead::Unknown)
+        .unwrap();
+    events.extend(after.due(at(41)));
+    events.extend(
+        after
+            .apply(&read(hangup(42.0, "talking")), Lookahead::Unknown)
+            .unwrap(),
+    );
+    events.extend(after.apply(&read(waiting), Lookahead::Unknown).unwrap());
+    assert_eq!(
+        show(&events),
+        [
+            "30.000 ended held System",
+            "35.000 queued continues q2",
+            "42.000 ended talking Caller",
+        ],
+        "the break stands, and no second call_started"
+    );
+    let mut again = Mapper::new(Naming::offline("esl"), 10);
+    again.restore(&before.save());
+    assert_eq!(
+        again.due(at(41))[0].id,
+        before.due(at(41))[0].id,
+        "the held ended keeps its id"
+    );
+    let mut damaged = Mapper::new(Naming::offline("esl"), 10);
+    damaged.restore(&serde_json::json!({"calls": 3}));
+    assert!(
+        damaged.save()["calls"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+}
+
+/// A checkpoint stays bounded however many calls are left unfinished.
+#[test]
+fn a_saved_mapping_is_bounded() {
+    let mut mapper = Mapper::new(Naming::offline("esl"), 10);
+    for i in 0..(SAVED_CALLS + 50) {
+        let text = start(i as f64, &format!("c{i}"), "q");
+        let record = Record::read(text.as_bytes(), || OFFLINE_START).unwrap();
+        mapper.apply(&record, Lookahead::Unknown).unwrap();
+    }
+    let saved = mapper.save();
+    let calls = saved["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), SAVED_CALLS);
+    assert_eq!(calls[SAVED_CALLS - 1][0], format!("c{}", SAVED_CALLS + 49));
+}

@@ -14,7 +14,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::ConfigError;
-use crate::event::Event;
 use crate::source::{Backoff, Context, Mapped, Naming, SourceState};
 use follow::{Batch, Follower, Piece, Position};
 use map::{MapSettings, Mapper, Release};
@@ -194,39 +193,18 @@ impl Live {
         if batch.at_end && !self.context.feed_clock() {
             self.mapper.release_due(self.context.now(), &mut events);
         }
-        if !self.store(events).await {
+        // The checkpoint must not pass events the store has not taken.
+        if self.context.store(events).await.is_err() {
             return false;
         }
         let checkpoint = json!({"file": batch.position, "mapping": self.mapper.save()});
         if self.saved.as_ref() != Some(&checkpoint) {
-            match self.context.save_checkpoint(checkpoint.clone()).await {
-                Ok(()) => self.saved = Some(checkpoint),
-                Err(e) => tracing::error!("queue_log: {e}"),
+            if self.context.store_checkpoint(&checkpoint).await.is_err() {
+                return false;
             }
+            self.saved = Some(checkpoint);
         }
         true
-    }
-
-    /// Hands events to the store, retrying until it takes them: the
-    /// checkpoint must not pass events the store has not taken.
-    async fn store(&mut self, events: Vec<Event>) -> bool {
-        if events.is_empty() {
-            return true;
-        }
-        loop {
-            match self.context.ingest(events.clone()).await {
-                Ok(_) => {
-                    self.backoff.reset();
-                    return true;
-                }
-                Err(e) => {
-                    self.set_state(SourceState::Failed, Some(e.to_string()));
-                    if !self.backoff.wait(self.context.shutdown()).await {
-                        return false;
-                    }
-                }
-            }
-        }
     }
 
     fn set_state(&self, state: SourceState, error: Option<String>) {
