@@ -86,14 +86,18 @@ impl Hub {
         store: StoreSettings,
     ) -> Result<Hub, JournalError> {
         let time = Timekeeper::new(clock, wall);
-        let mut journal = Journal::open(&store.dir)?;
-        let now = time.start_time(journal.latest_time()?);
+        let opening = Journal::start_open(&store.dir)?;
+        let latest = match opening.journal().latest_time() {
+            Ok(latest) => latest,
+            Err(e) => return Err(opening.fail(e)),
+        };
+        let now = time.start_time(latest);
         let settings = Arc::new(EngineSettings {
             dedupe_ids: false,
             track_changes: true,
             ..time.settings(settings)
         });
-        let (engine, ledger) = journal::restore(&mut journal, &store.dir, settings, now)?;
+        let (journal, engine, ledger) = journal::restore(opening, &store.dir, settings, now)?;
         let log = SqliteLog::new(journal, store.retention_days);
         Ok(Hub::assemble(
             Pipeline::durable(engine, ledger, time, log),
