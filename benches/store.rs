@@ -234,18 +234,38 @@ fn main() {
         }
         println!("filled a store with {DAY_CALLS} calls ({} events) in {:.1?}", DAY_CALLS * 7, filling.elapsed());
         let mut secs = Vec::new();
+        let mut restarted = None;
         for _ in 0..RUNS {
             let began = Instant::now();
             let hub = Hub::open(Config::default().engine, Clock::Wall, fixed_clock(now), store(&dir)).unwrap();
             secs.push(began.elapsed().as_secs_f64());
             let calls = hub.with_engine(|e| e.day(e.today()).map_or(0, |s| s.all.calls()));
             assert_eq!(calls, DAY_CALLS as i64, "the whole day is rebuilt");
+            restarted = Some(hub);
         }
         println!(
             "restart with a {DAY_CALLS}-call day: median {:.2} s (runs: {})",
             median(secs.clone()),
             secs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ")
         );
+        // One publish of that day's board (nothing changed since the last):
+        // with nobody watching the supervisor's detail, then with one watching.
+        let hub = restarted.expect("restarted at least once");
+        let publish_ms = |hub: &Hub| {
+            let runs: Vec<f64> = (0..20)
+                .map(|_| {
+                    let began = Instant::now();
+                    hub.publish();
+                    began.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            median(runs)
+        };
+        let unwatched = publish_ms(&hub);
+        let _supervisor = hub.detail_feed().subscribe();
+        let watched = publish_ms(&hub);
+        println!("publish on that day: median {unwatched:.2} ms with no supervisor, {watched:.2} ms with one");
+        drop(hub);
         // Every start runs quick_check (included above); on its own:
         let checks: Vec<f64> = (0..RUNS)
             .map(|_| {
