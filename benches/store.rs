@@ -246,6 +246,24 @@ fn main() {
             median(secs.clone()),
             secs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ")
         );
+        // One publish of that day's board (nothing changed since the last):
+        // with nobody watching the supervisor's detail, then with one watching.
+        let hub = Hub::open(Config::default().engine, Clock::Wall, fixed_clock(now), store(&dir)).unwrap();
+        let publish_ms = |hub: &Hub| {
+            let runs: Vec<f64> = (0..20)
+                .map(|_| {
+                    let began = Instant::now();
+                    hub.publish();
+                    began.elapsed().as_secs_f64() * 1000.0
+                })
+                .collect();
+            median(runs)
+        };
+        let unwatched = publish_ms(&hub);
+        let _supervisor = hub.detail_feed().subscribe();
+        let watched = publish_ms(&hub);
+        println!("publish on that day: median {unwatched:.2} ms with no supervisor, {watched:.2} ms with one");
+        drop(hub);
         // Every start runs quick_check (included above); on its own:
         let checks: Vec<f64> = (0..RUNS)
             .map(|_| {

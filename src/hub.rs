@@ -91,14 +91,18 @@ impl Hub {
         store: StoreSettings,
     ) -> Result<Hub, JournalError> {
         let time = Timekeeper::new(clock, wall);
-        let mut journal = Journal::open(&store.dir)?;
-        let now = time.start_time(journal.latest_time()?);
+        let opening = Journal::start_open(&store.dir)?;
+        let latest = match opening.journal().latest_time() {
+            Ok(latest) => latest,
+            Err(e) => return Err(opening.fail(e)),
+        };
+        let now = time.start_time(latest);
         let settings = Arc::new(EngineSettings {
             dedupe_ids: false,
             track_changes: true,
             ..time.settings(settings)
         });
-        let (engine, ledger) = journal::restore(&mut journal, &store.dir, settings, now)?;
+        let (journal, engine, ledger) = journal::restore(opening, &store.dir, settings, now)?;
         let log = SqliteLog::new(journal, store.retention_days);
         Ok(Hub::assemble(
             Pipeline::durable(engine, ledger, time, log),
@@ -189,8 +193,12 @@ impl Hub {
     }
 
     /// The supervisor's detail feed: caller numbers and agent names, for
-    /// supervisor routes only.
+    /// supervisor routes only. Publishing builds the detail only while a
+    /// client is subscribed to it, so this publishes the board and the
+    /// detail first (one state, consistent seqs): its latest is current.
     pub fn detail_feed(&self) -> &Feed {
+        let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_locked(true);
         &self.detail
     }
 
@@ -236,10 +244,11 @@ impl Hub {
         })))
     }
 
-    /// Builds the board and the detail now and publishes what changed as deltas.
+    /// Builds the board (and the detail, if watched) now and publishes what
+    /// changed as deltas.
     pub fn publish(&self) {
         let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
-        self.publish_locked();
+        self.publish_locked(self.detail.watched());
     }
 
     /// The board with every batch answered so far in it: publishes first if
@@ -255,12 +264,13 @@ impl Hub {
     pub fn catch_up(&self) {
         let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
         if self.pending.load(Ordering::SeqCst) {
-            self.publish_locked();
+            self.publish_locked(self.detail.watched());
         }
     }
 
-    /// Publishes; the caller holds `publishing`.
-    fn publish_locked(&self) {
+    /// Publishes, with the detail if `detail` (else it keeps its last
+    /// version and seq); the caller holds `publishing`.
+    fn publish_locked(&self, detail: bool) {
         // Cleared before reading the state: a batch applied after this read
         // sets it again, and the next reader publishes it.
         self.pending.store(false, Ordering::SeqCst);
@@ -272,7 +282,9 @@ impl Hub {
         let (mut board, mut detail) = {
             let mut state = self.pipeline.current();
             let state = &mut *state;
-            let detail = supervisor::detail(&state.engine, &mut state.ledger);
+            // The ledger took every counted call as it was applied; only the
+            // document is skipped while nobody watches it.
+            let detail = detail.then(|| supervisor::detail(&state.engine, &mut state.ledger));
             (snapshot::today_board(&state.engine, &groups), detail)
         };
         let sources = self
@@ -283,10 +295,14 @@ impl Hub {
         if let Some((sources, wall)) = sources {
             let now = wall();
             board.feeds_down = sources.feeds_down(now);
-            detail["sources"] = supervisor::sources(&sources.views(), now);
+            if let Some(detail) = detail.as_mut() {
+                detail["sources"] = supervisor::sources(&sources.views(), now);
+            }
         }
         self.board.publish(to_value(&board));
-        self.detail.publish(detail);
+        if let Some(detail) = detail {
+            self.detail.publish(detail);
+        }
     }
 
     /// The publisher: after a change, waits out the fold window and publishes;
@@ -312,5 +328,48 @@ impl Hub {
             }
             self.publish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::{Layout, parse_batch};
+
+    fn hub() -> Hub {
+        Hub::in_memory(EngineSettings::default(), Clock::Feed, system_clock())
+    }
+
+    /// Nobody watching: the detail is not built (its seq stays), yet a
+    /// supervisor who comes after the calls sees what one watching all
+    /// along sees, since the ledger took every call as it was applied.
+    #[tokio::test]
+    async fn the_detail_is_built_only_while_watched_and_whole_when_asked() {
+        let journeys = include_str!("../tests/data/journeys.ndjson");
+        let events = parse_batch(journeys.as_bytes(), Layout::Ndjson).unwrap();
+        let (watched, unwatched) = (hub(), hub());
+        let _supervisor = watched.detail_feed().subscribe();
+        for hub in [&watched, &unwatched] {
+            for batch in events.chunks(5) {
+                hub.ingest(batch.to_vec()).await.unwrap();
+                hub.publish();
+            }
+        }
+        assert_eq!(unwatched.detail.latest().seq, 0, "nobody watched it");
+        assert!(
+            unwatched.latest().seq > 1,
+            "the board is published all the same"
+        );
+        assert!(
+            watched.detail.latest().seq > 1,
+            "a watched detail follows the calls"
+        );
+
+        let asked = unwatched.detail_feed().latest();
+        let expected = watched.detail_feed().latest();
+        assert_eq!(asked.seq, 1, "built once, when asked");
+        assert_eq!(asked.document, expected.document);
+        assert!(asked.document["callbacks"]["total"].as_u64() > Some(0));
+        assert!(asked.document["chart"].is_object());
     }
 }

@@ -164,6 +164,40 @@ pub struct Journal {
     acked: Option<Acked>,
 }
 
+/// A store being opened: readable, not yet writable, while SQLite's
+/// integrity check runs on its own connection and thread.
+pub struct Opening {
+    dir: PathBuf,
+    check: std::thread::JoinHandle<Result<(), JournalError>>,
+    journal: Journal,
+}
+
+impl Opening {
+    /// The store, for reading while the check runs.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// `error`, met while reading, or the check's verdict if the store is
+    /// damaged (a damaged page may fail any read: the check says why).
+    pub fn fail(self, error: JournalError) -> JournalError {
+        self.finish().err().unwrap_or(error)
+    }
+
+    /// Waits for the integrity check: the store if it passed, else
+    /// [`JournalError::Damaged`]. Nothing was written to the store before.
+    pub fn finish(self) -> Result<Journal, JournalError> {
+        let Opening {
+            dir,
+            check,
+            mut journal,
+        } = self;
+        check.join().expect("the store check does not panic")?;
+        journal.compare_acknowledged(&dir);
+        Ok(journal)
+    }
+}
+
 /// The last seq acknowledged, kept in a small file beside the database and
 /// written after each commit: it can lag the store (a crash between the two)
 /// but never lead it, so a store that holds less than it says was lost.
@@ -200,8 +234,16 @@ fn from_ms(ms: i64) -> Timestamp {
 
 impl Journal {
     /// Opens (creating if missing) the store in `dir`. A file that is not a
-    /// wallboard store is refused, never emptied.
+    /// wallboard store is refused, never emptied; a damaged one is refused.
     pub fn open(dir: &Path) -> Result<Journal, JournalError> {
+        Journal::start_open(dir)?.finish()
+    }
+
+    /// Opens the store like [`Journal::open`], with its integrity check
+    /// running on another thread meanwhile (it reads the whole file): the
+    /// store can be read at once, and [`Opening::finish`] refuses it if the
+    /// check fails.
+    pub fn start_open(dir: &Path) -> Result<Opening, JournalError> {
         std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
             path: dir.to_owned(),
             source,
@@ -211,20 +253,38 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        let mut journal = Journal {
+        let journal = Journal {
             path,
             conn,
             last_seq: 0,
             acked: None,
         };
         journal.prepare()?;
-        journal.refuse_damage()?;
-        journal.last_seq = journal
+        let check_dir = dir.to_owned();
+        let check = std::thread::Builder::new()
+            .name("store-check".into())
+            .spawn(move || Journal::open_reader(&check_dir)?.refuse_damage())
+            .map_err(|source| JournalError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let mut opening = Opening {
+            dir: dir.to_owned(),
+            check,
+            journal,
+        };
+        let last_seq = opening
+            .journal
             .conn
             .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
-            .map_err(journal.sqlite())?;
-        journal.compare_acknowledged(dir);
-        Ok(journal)
+            .map_err(opening.journal.sqlite());
+        match last_seq {
+            Ok(seq) => {
+                opening.journal.last_seq = seq;
+                Ok(opening)
+            }
+            Err(e) => Err(opening.fail(e)),
+        }
     }
 
     /// A second, read-only connection (for past-day reads off the writer).
@@ -514,20 +574,30 @@ impl Journal {
     ) -> Result<(), JournalError> {
         // The calls that matter, then one forward scan from the earliest of
         // their events in seq order (rowid order: no sort), filtered here.
+        // Only rows from the first one that makes its call matter are read
+        // to find them: a plain rowid scan, deduplicated here (SQLite would
+        // walk the whole `events_call` index for a `DISTINCT call`, with a
+        // row lookup per entry).
         let e = self.sqlite();
         let mut relevant: rustc_hash::FxHashSet<String> = rustc_hash::FxHashSet::default();
         let mut calls = self
             .conn
             .prepare(
-                "SELECT DISTINCT call FROM events
-                 WHERE call IS NOT NULL AND (received_ms >= ?1 OR at_ms >= ?1 OR seq > ?2)",
+                "SELECT call, received_ms, at_ms, seq FROM events
+                 WHERE seq >= ?1 AND call IS NOT NULL ORDER BY seq",
             )
             .map_err(&e)?;
-        let mut rows = calls.query(params![ms(horizon), watermark]).map_err(&e)?;
+        let from = self.first_seq_since(horizon, watermark)?;
+        let mut rows = calls.query([from]).map_err(&e)?;
         while let Some(row) = rows.next().map_err(&e)? {
-            let call: String = row.get(0).map_err(&e)?;
-            if !skip.contains(&call) {
-                relevant.insert(call);
+            let matters = row.get::<_, i64>(1).map_err(&e)? >= ms(horizon)
+                || row.get::<_, i64>(2).map_err(&e)? >= ms(horizon)
+                || row.get::<_, i64>(3).map_err(&e)? > watermark;
+            let Ok(Some(call)) = row.get_ref(0).map_err(&e)?.as_str_or_null() else {
+                continue;
+            };
+            if matters && !relevant.contains(call) && !skip.contains(call) {
+                relevant.insert(call.to_owned());
             }
         }
         let mut first_of = self
@@ -569,6 +639,24 @@ impl Journal {
             each(seq, from_ms(received), self.parse_row(seq, body)?);
         }
         Ok(())
+    }
+
+    /// The first seq of an event applied or happening at `horizon` or later,
+    /// or after `watermark`: each from its index, which holds the seq.
+    fn first_seq_since(&self, horizon: Timestamp, watermark: i64) -> Result<i64, JournalError> {
+        let first = |sql: &str| -> Result<i64, JournalError> {
+            self.conn
+                .query_row(sql, [ms(horizon)], |r| r.get::<_, Option<i64>>(0))
+                .map(|seq| seq.unwrap_or(i64::MAX))
+                .map_err(self.sqlite())
+        };
+        // `INDEXED BY`: else SQLite walks the table in rowid order until the
+        // first match, which in a store of many days reads most of it.
+        let received = first(
+            "SELECT min(seq) FROM events INDEXED BY events_received WHERE received_ms >= ?1",
+        )?;
+        let at = first("SELECT min(seq) FROM events INDEXED BY events_at WHERE at_ms >= ?1")?;
+        Ok(received.min(at).min(watermark.saturating_add(1)))
     }
 
     fn parse_row(&self, seq: i64, body: &str) -> Result<Event, JournalError> {

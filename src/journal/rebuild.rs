@@ -9,7 +9,7 @@ use std::sync::{Arc, mpsc};
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashSet;
 
-use super::{FinishedRow, Journal, JournalError};
+use super::{FinishedRow, Journal, JournalError, Opening};
 use crate::engine::{Engine, EngineSettings};
 use crate::event::Event;
 use crate::outcome::Outcome;
@@ -18,17 +18,22 @@ use crate::supervisor::Ledger;
 /// Events parsed per chunk handed from the reading thread to the engine.
 const REPLAY_CHUNK: usize = 4096;
 
-/// The engine and ledger rebuilt from the store as of `now`, with the derived
-/// rows the replay found stale already recorded. `settings` must keep changes.
+/// The store, and the engine and ledger rebuilt from it as of `now`, with
+/// the derived rows the replay found stale already recorded. The rebuild
+/// runs while the store's integrity check does; a damaged store is refused
+/// before anything is written to it. `settings` must keep changes.
 pub fn restore(
-    journal: &mut Journal,
+    opening: Opening,
     dir: &Path,
     settings: Arc<EngineSettings>,
     now: Timestamp,
-) -> Result<(Engine, Ledger), JournalError> {
+) -> Result<(Journal, Engine, Ledger), JournalError> {
     let started = std::time::Instant::now();
     let mut engine = Engine::new(settings, Timestamp::UNIX_EPOCH);
-    let rebuilt = rebuild(&mut engine, journal, dir, now)?;
+    let rebuilt = rebuild(&mut engine, opening.journal(), dir, now);
+    // The check's verdict first: a damaged store may also fail the rebuild.
+    let mut journal = opening.finish()?;
+    let rebuilt = rebuilt?;
     engine.advance(now);
     let mut changes = engine.take_changes();
     // Settled calls count in today's tallies and the supervisor's ledger;
@@ -57,7 +62,7 @@ pub fn restore(
         dir.display(),
         started.elapsed()
     );
-    Ok((engine, ledger))
+    Ok((journal, engine, ledger))
 }
 
 /// What a rebuild did: events replayed; the calls that events after the

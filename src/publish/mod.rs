@@ -28,9 +28,9 @@ pub struct Published {
     pub seq: u64,
     /// The document (board or detail) without `seq`.
     pub document: Value,
-    /// The snapshot JSON (the document with `seq`), serialized once and
-    /// shared by every request for it.
-    pub json: Bytes,
+    /// The snapshot JSON (the document with `seq`), serialized once on first
+    /// use (most versions are never asked for) and shared by every request.
+    json: OnceLock<Bytes>,
     /// Its key in a snapshot message: `board` or `detail`.
     key: &'static str,
     /// The snapshot message (UTF-8 JSON), built once on first use and shared
@@ -40,26 +40,36 @@ pub struct Published {
 
 impl Published {
     fn new(key: &'static str, seq: u64, document: Value) -> Published {
-        // `seq` goes in front of the serialized object (not into a copy of it).
-        let body = document.to_string();
-        let json = match body.strip_prefix('{') {
-            Some("}") | None => format!(r#"{{"seq":{seq}}}"#),
-            Some(rest) => format!(r#"{{"seq":{seq},{rest}"#),
-        };
         Published {
             seq,
-            json: json.into(),
+            json: OnceLock::new(),
             document,
             key,
             message: OnceLock::new(),
         }
     }
 
+    /// The snapshot JSON: the document with `seq` (UTF-8).
+    pub fn json(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                // `seq` goes in front of the serialized object (not into a copy of it).
+                let (seq, body) = (self.seq, self.document.to_string());
+                let json = match body.strip_prefix('{') {
+                    Some("}") | None => format!(r#"{{"seq":{seq}}}"#),
+                    Some(rest) => format!(r#"{{"seq":{seq},{rest}"#),
+                };
+                json.into()
+            })
+            .clone()
+    }
+
     /// The snapshot message that hands a client this document (UTF-8 JSON).
     pub fn snapshot_message(&self) -> Bytes {
         self.message
             .get_or_init(|| {
-                let json = std::str::from_utf8(&self.json).expect("serialized JSON is UTF-8");
+                let json = self.json();
+                let json = std::str::from_utf8(&json).expect("serialized JSON is UTF-8");
                 protocol::snapshot_text(self.key, self.seq, json).into()
             })
             .clone()
@@ -107,22 +117,43 @@ impl Feed {
         self.frames.subscribe()
     }
 
-    /// Publishes `value` as a delta if it differs from the latest. Callers
-    /// publish one feed from one place at a time (the hub's publish lock).
+    /// Whether a client is subscribed to its deltas.
+    pub fn watched(&self) -> bool {
+        self.frames.receiver_count() > 0
+    }
+
+    /// Publishes `value` as a new seq if it differs from the latest, with a
+    /// delta to it if anyone is subscribed (a client that subscribes later
+    /// starts from the snapshot). Callers publish one feed from one place at
+    /// a time (the hub's publish lock).
     pub fn publish(&self, value: Value) {
         let previous = self.latest();
-        let Some(patch) = patch::diff(&previous.document, &value) else {
-            return;
-        };
         let seq = previous.seq + 1;
-        let text = protocol::delta_text(seq, patch);
+        let patch = if self.watched() {
+            let Some(patch) = patch::diff(&previous.document, &value) else {
+                return;
+            };
+            Some(patch)
+        } else if previous.document == value {
+            return;
+        } else {
+            None
+        };
         // Publish the document before the delta: a client that reads `latest`
         // after subscribing then sees either this seq or the delta to it.
-        *self.latest.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Published::new(self.key, seq, value));
-        let _ = self.frames.send(Frame {
-            seq,
-            text: text.into(),
-        });
+        let published = Arc::new(Published::new(self.key, seq, value));
+        *self.latest.write().unwrap_or_else(|p| p.into_inner()) = published.clone();
+        // Asked again after the write: a client that subscribed since read
+        // `latest` before it, maybe, and needs the delta.
+        let patch = match patch {
+            None if self.watched() => patch::diff(&previous.document, &published.document),
+            patch => patch,
+        };
+        if let Some(patch) = patch {
+            let _ = self.frames.send(Frame {
+                seq,
+                text: protocol::delta_text(seq, patch).into(),
+            });
+        }
     }
 }

@@ -84,13 +84,13 @@ pub async fn snapshot(
 ) -> Result<Response, WebError> {
     let latest = app.hub.current();
     let Some(day) = query.day else {
-        return Ok(json_text(latest.json.clone()));
+        return Ok(json_text(latest.json()));
     };
     let day: Date = day
         .parse()
         .map_err(|_| WebError::BadRequest(format!("day {day:?} is not a date like 2026-11-20")))?;
     if latest.document.get("day").and_then(|d| d.as_str()) == Some(day.to_string().as_str()) {
-        return Ok(json_text(latest.json.clone()));
+        return Ok(json_text(latest.json()));
     }
     match app.hub.past_day(day).await {
         Ok(Some(board)) => Ok(Json(board).into_response()),
@@ -103,7 +103,7 @@ pub async fn snapshot(
 /// callers to call back, calls per 15 minutes), with its `seq`.
 pub async fn supervisor(State(app): State<Arc<AppState>>) -> Response {
     app.hub.catch_up();
-    json_text(app.hub.detail_feed().latest().json.clone())
+    json_text(app.hub.detail_feed().latest().json())
 }
 
 /// `GET /api/sources`: each telephony source's state.
