@@ -156,6 +156,20 @@ fn last_time(chunk: &str) -> Timestamp {
 }
 
 /// The server's `GET /api/sources` entry of the only source.
+/// Polls the source's state until it is `state`; fails after [`common::WAIT`].
+async fn source_when(client: &reqwest::Client, base: &str, state: &str) -> Value {
+    within(async {
+        loop {
+            let s = source(client, base).await;
+            if s["state"] == state {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
 async fn source(client: &reqwest::Client, base: &str) -> Value {
     let text = client
         .get(format!("{base}/api/sources"))
@@ -367,16 +381,7 @@ async fn a_missing_file_fails_then_recovers() {
     };
     let server = TestServer::start_with(options).await;
     let client = reqwest::Client::new();
-    let failed = within(async {
-        loop {
-            let s = source(&client, &server.base).await;
-            if s["state"] == "failed" {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let failed = source_when(&client, &server.base, "failed").await;
     let error = failed["last_error"].as_str().expect("last_error");
     assert!(error.contains("queue_log"), "{error}");
     let chunk = rows(0..2);
@@ -461,16 +466,7 @@ async fn a_checkpoint_that_cannot_be_written_shows_as_failed() {
     };
     let server = TestServer::start_with(options).await;
     let client = reqwest::Client::new();
-    let failed = within(async {
-        loop {
-            let s = source(&client, &server.base).await;
-            if s["state"] == "failed" {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    let failed = source_when(&client, &server.base, "failed").await;
     let error = failed["last_error"].as_str().unwrap_or_default();
     assert!(error.starts_with("checkpoint: "), "{failed}");
     std::fs::remove_dir(&blocker).expect("unblock");

@@ -223,6 +223,11 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path) -> Server {
+        Server::start_logging_to(dir, Stdio::null())
+    }
+
+    /// Started, with its log (stderr) going to `log`.
+    fn start_logging_to(dir: &Path, log: Stdio) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wallboard"))
             .args([
                 "serve",
@@ -234,7 +239,7 @@ impl Server {
             ])
             .arg(dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -472,29 +477,13 @@ fn a_restart_that_finds_acknowledged_events_missing_logs_an_error() {
         .unwrap();
     drop(db);
     assert_eq!(lost, 5);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wallboard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "feed",
-            "--data-dir",
-        ])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut started = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut started)
-        .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Started means listening: the check ran before.
+    let mut server = Server::start_logging_to(&dir, Stdio::piped());
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
     let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
-    assert!(started.contains("the board is at"), "{started}");
+    let stderr = server.child.stderr.take().unwrap();
+    std::io::Read::read_to_string(&mut { stderr }, &mut log).unwrap();
     assert!(log.contains("ERROR"), "{log}");
     assert!(log.contains("5 acknowledged events are lost"), "{log}");
 }
