@@ -788,3 +788,72 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[cfg(test)]
+mod order_tests {
+    use std::sync::Arc;
+
+    use jiff::Timestamp;
+    use proptest::prelude::*;
+
+    use super::Mapper;
+    use crate::engine::{Engine, EngineSettings};
+    use crate::source::Naming;
+
+    /// A day of signed-off callbacks (tests/data), one form a line.
+    const DAY: &str = include_str!("../../../tests/data/taskrouter.form");
+
+    fn lines() -> Vec<&'static str> {
+        DAY.lines().filter(|l| !l.trim().is_empty()).collect()
+    }
+
+    /// Each finished call's outcome and wait, and the events the engine took.
+    fn outcomes(lines: &[&str]) -> (Vec<(String, String, Option<i64>)>, u64) {
+        let settings = EngineSettings {
+            late_window: None,
+            stale_after: None,
+            keep_days: None,
+            feed_clock: true,
+            ..EngineSettings::default()
+        };
+        let mut engine = Engine::new(Arc::new(settings), Timestamp::UNIX_EPOCH);
+        let (naming, activities) = (Naming::offline("taskrouter"), Default::default());
+        let mapper = Mapper::new(&naming, &activities);
+        let mut accepted = 0;
+        for line in lines {
+            let mapped = mapper.map_file(line.as_bytes());
+            assert!(mapped.skipped.is_empty(), "{line}: {:?}", mapped.skipped);
+            accepted += engine.ingest(mapped.events).accepted;
+        }
+        let mut out: Vec<_> = engine
+            .finished_calls()
+            .into_iter()
+            .map(|(call, c)| {
+                let outcome = c.verdict.outcome.as_str().to_owned();
+                (call.to_owned(), outcome, c.verdict.wait_ms)
+            })
+            .collect();
+        out.sort();
+        (out, accepted)
+    }
+
+    proptest! {
+        /// TaskRouter retries callbacks and does not promise their order:
+        /// any order and any repeats give the same calls, outcomes and waits,
+        /// and a repeat is always a duplicate.
+        #[test]
+        fn any_order_and_any_repeats_give_the_same_boxes(
+            mut shuffled in Just(lines()).prop_shuffle(),
+            repeats in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+        ) {
+            let day = lines();
+            let want = outcomes(&day);
+            prop_assert!(!want.0.is_empty());
+            for (n, index) in repeats.iter().enumerate() {
+                let line = *index.get(&day);
+                shuffled.insert(n * 7 % (shuffled.len() + 1), line);
+            }
+            prop_assert_eq!(outcomes(&shuffled), want);
+        }
+    }
+}
