@@ -16,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wallboard::config::Config;
+use wallboard::server::ServeOptions;
 
 /// A fresh directory under the system's temp dir.
 fn temp_dir(name: &str) -> PathBuf {
@@ -383,6 +385,31 @@ async fn cross_site_posts_are_refused() {
         .await
         .unwrap();
     assert_eq!(own.status(), 200);
+}
+
+/// Item 7, the same rule for Amazon Connect's route (EventBridge posts JSON
+/// and no Origin); TaskRouter's form posts are signed instead.
+#[tokio::test]
+async fn cross_site_posts_to_the_connect_route_are_refused() {
+    let config = Config::parse("[[source]]\nkind = \"connect\"\nname = \"aws\"\n", "test").unwrap();
+    let server = TestServer::start_with(ServeOptions::new(config)).await;
+    let url = server.url("/api/sources/connect");
+    let http = reqwest::Client::new();
+    let post = |content_type: &'static str, origin: Option<&str>| {
+        let mut request = http
+            .post(&url)
+            .header("content-type", content_type)
+            .body("[]");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin.to_owned());
+        }
+        request.send()
+    };
+    assert_eq!(post("text/plain", None).await.unwrap().status(), 415);
+    let foreign = post("application/json", Some("http://evil.example"));
+    assert_eq!(foreign.await.unwrap().status(), 403);
+    let own = post("application/json; charset=utf-8", None).await.unwrap();
+    assert_eq!(own.status(), 200, "EventBridge's own posts pass");
 }
 
 /// Item 8: SIGTERM lets an in-flight request finish, closes WebSockets with

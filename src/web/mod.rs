@@ -56,7 +56,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route(
             "/api/sources/connect",
-            guard::ingest(post(hosted::post_connect), &state),
+            guard::json_from_own_origin(guard::ingest(post(hosted::post_connect), &state), &state),
         )
         .route(
             "/api/sources/taskrouter",
