@@ -1,11 +1,12 @@
 //! The AMI source against a test Asterisk manager over real TCP (`pbx`):
-//! reconnects and resyncs, refuses a bad secret, skips what it cannot read;
-//! and offline, `classify --format ami` of the shared capture.
+//! reconnects and resyncs, refuses a bad secret, skips what it cannot read,
+//! speaks TLS (the manager behind a TLS front made here); and offline, `classify --format ami` of the shared capture.
 
 mod common;
 mod pbx;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{TestServer, within};
@@ -792,5 +793,139 @@ async fn a_manager_that_drops_every_session_is_not_hammered() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let logins = pbx.logins();
     assert!((3..=5).contains(&logins), "{logins} logins in 3 s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A self-signed certificate for `localhost`, made now: the server's TLS
+/// configuration, and the certificate as PEM.
+fn localhost_certificate() -> (Arc<tokio_rustls::rustls::ServerConfig>, String) {
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    // rustls deprecates ring for lacking post-quantum groups; it is what
+    // the client uses.
+    #[allow(deprecated)]
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .expect("server config");
+    (Arc::new(config), cert.pem())
+}
+
+/// Serves TLS on a port of its own and passes what it decrypts to the test
+/// manager on `pbx_port`, as Asterisk's `tlsbindaddr` serves the manager.
+async fn tls_front(config: Arc<tokio_rustls::rustls::ServerConfig>, pbx_port: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses our certificate ends here.
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", pbx_port)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+/// One abandoned call, as Asterisk reports it.
+fn one_call() -> Vec<String> {
+    let mut t = Trace::default();
+    let c = "1795165240.10";
+    t.caller(40.0, "Newchannel", c, &[("Exten", "100")]);
+    let joined = [("Queue", "Q1"), ("Position", "1"), ("Count", "1")];
+    t.caller(40.2, "QueueCallerJoin", c, &joined);
+    let abandon = [("Queue", "Q1"), ("Position", "1"), ("HoldTime", "30")];
+    t.caller(70.2, "QueueCallerAbandon", c, &abandon);
+    let left = [("Queue", "Q1"), ("Position", "1"), ("Count", "0")];
+    t.caller(70.2, "QueueCallerLeave", c, &left);
+    let hangup = [("Cause", "16"), ("Cause-txt", "Normal Clearing")];
+    t.caller(70.3, "Hangup", c, &hangup);
+    t.render()
+}
+
+/// The test manager behind a TLS front playing `trace`, and the port of
+/// the front.
+async fn tls_manager(
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+    trace: Vec<String>,
+) -> (Pbx, u16) {
+    let session = Session {
+        from: 0,
+        to: trace.len(),
+        close: false,
+        answer_pings: true,
+    };
+    let pbx = Pbx::start(Plan {
+        secret: "s".into(),
+        trace,
+        sessions: vec![session],
+    })
+    .await;
+    let port = tls_front(config, pbx.port).await;
+    (pbx, port)
+}
+
+/// Over TLS, trusting the manager's self-signed certificate through
+/// `ca_file` and checking it carries `server_name`: the call is counted as
+/// offline classification counts it.
+#[tokio::test]
+async fn over_tls_with_its_certificate_the_call_is_counted() {
+    let dir = scratch("tls");
+    let trace = one_call();
+    let file = dir.join("trace.txt");
+    std::fs::write(&file, trace.concat()).expect("write trace");
+    let expected: Value = serde_json::from_str(&classify(&file, false)).expect("summary");
+    assert_eq!(expected["calls"], 1, "{expected}");
+    let (tls, pem) = localhost_certificate();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, pem).expect("write the certificate");
+    let (pbx, port) = tls_manager(tls, trace).await;
+    let line = format!(
+        "secret = \"s\"\ntls = true\nserver_name = \"localhost\"\nca_file = {:?}",
+        ca_file.display().to_string()
+    );
+    let server = server(config(port, &line), &dir).await;
+    let board = server
+        .snapshot_when(|s| common::sum(&s["definitions"]["reachable"]["boxes"]) == 1)
+        .await;
+    assert_eq!(boxes(&board), boxes(&expected), "board {board}");
+    let source = source_when(&server, |s| s["state"] == "connected").await;
+    assert_eq!(source["last_error"], Value::Null, "{source}");
+    assert_eq!(pbx.logins(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Over TLS without `ca_file`, a self-signed certificate is not trusted:
+/// `failed`, saying why, and the manager never sees a login.
+#[tokio::test]
+async fn an_untrusted_certificate_is_failed_naming_tls() {
+    let dir = scratch("tls-untrusted");
+    let (tls, _) = localhost_certificate();
+    let (pbx, port) = tls_manager(tls, one_call()).await;
+    let line = "secret = \"s\"\ntls = true\nserver_name = \"localhost\"";
+    let server = server(config(port, line), &dir).await;
+    let source = source_when(&server, |s| s["state"] == "failed").await;
+    let error = source["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("TLS: ") && error.contains("UnknownIssuer"),
+        "{source}"
+    );
+    assert_eq!(pbx.logins(), 0, "{source}");
     let _ = std::fs::remove_dir_all(&dir);
 }

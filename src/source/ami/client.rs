@@ -1,14 +1,20 @@
 //! The live AMI client: connects, reads the banner, logs in, asks for
 //! `QueueStatus` after every (re)connection to rebuild what it missed, pings,
 //! and feeds event blocks through the [`Mapper`]. It reconnects through the
-//! shared [`reconnect`] loop, which reports its state.
+//! shared [`reconnect`] loop, which reports its state. With `tls` the TCP
+//! stream is wrapped in rustls; everything past the handshake is generic over
+//! the stream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use super::AmiSettings;
 use super::map::{Arrival, Mapper};
@@ -30,6 +36,12 @@ pub enum SessionError {
     /// The manager could not be reached.
     #[error("cannot connect to {0}: {1}")]
     Connect(String, std::io::Error),
+    /// The certificates to trust could not be read.
+    #[error("ca_file: {0}")]
+    CaFile(String),
+    /// The TLS handshake failed (an untrusted certificate, a wrong name...).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Reading or writing failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -91,7 +103,74 @@ async fn session(
     let stream = within("could not connect", TcpStream::connect(address))
         .await?
         .map_err(|e| SessionError::Connect(format!("{}:{}", settings.host, settings.port), e))?;
-    let (read, mut write) = stream.into_split();
+    if settings.tls {
+        let stream = within("no TLS handshake", tls(settings, stream)).await??;
+        speak(settings, &secret, context, mapper, link, stream).await
+    } else {
+        speak(settings, &secret, context, mapper, link, stream).await
+    }
+}
+
+/// Wraps `stream` in TLS, trusting `ca_file` or else the web PKI roots.
+async fn tls(
+    settings: &AmiSettings,
+    stream: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, SessionError> {
+    let mut roots = RootCertStore::empty();
+    match &settings.ca_file {
+        Some(path) => {
+            let failed = |e: &dyn std::fmt::Display| {
+                SessionError::CaFile(format!("{}: {e}", path.display()))
+            };
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| failed(&e))? {
+                roots
+                    .add(cert.map_err(|e| failed(&e))?)
+                    .map_err(|e| failed(&e))?;
+            }
+            if roots.is_empty() {
+                return Err(failed(&"no PEM certificate in it"));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let config = ClientConfig::builder_with_provider(Arc::new(ring_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SessionError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // Checked when the configuration was read.
+    let name = settings
+        .tls_name()
+        .map_err(|e| SessionError::Tls(e.to_string()))?;
+    TlsConnector::from(Arc::new(config))
+        .connect(name, stream)
+        .await
+        .map_err(|e| SessionError::Tls(e.to_string()))
+}
+
+/// rustls's ring provider, named here so no process-wide default need be
+/// installed. rustls 0.23.48 deprecates it for lacking post-quantum key
+/// exchange, which only its aws-lc-rs provider has; that one needs cmake
+/// and a C toolchain to build, and Asterisk's manager does not offer
+/// post-quantum groups anyway.
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The session over a connected stream: banner, login, resync, events.
+async fn speak<S>(
+    settings: &AmiSettings,
+    secret: &str,
+    context: &Context,
+    mapper: &mut Mapper,
+    link: &mut Link,
+    stream: S,
+) -> Result<(), SessionError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (read, mut write) = tokio::io::split(stream);
     let mut conn = Connection {
         read,
         framer: Framer::with_banner(),
@@ -106,7 +185,7 @@ async fn session(
     let login = format!(
         "Action: Login\r\nActionID: wallboard-login\r\nUsername: {}\r\nSecret: {}\r\nEvents: on\r\n\r\n",
         one_line(&settings.username),
-        one_line(&secret)
+        one_line(secret)
     );
     write.write_all(login.as_bytes()).await?;
     within("no answer to Login", login_answer(&mut conn)).await??;
@@ -118,7 +197,7 @@ async fn session(
 }
 
 /// Waits for the answer to our login.
-async fn login_answer(conn: &mut Connection) -> Result<(), SessionError> {
+async fn login_answer<S: AsyncRead>(conn: &mut Connection<S>) -> Result<(), SessionError> {
     loop {
         let Frame::Block(block) = conn.next().await? else {
             continue;
@@ -135,12 +214,12 @@ async fn login_answer(conn: &mut Connection) -> Result<(), SessionError> {
 }
 
 /// Reads events, pings, and ingests until the connection fails.
-async fn events(
+async fn events<S: AsyncRead + AsyncWrite>(
     settings: &AmiSettings,
     context: &Context,
     mapper: &mut Mapper,
-    conn: &mut Connection,
-    write: &mut OwnedWriteHalf,
+    conn: &mut Connection<S>,
+    write: &mut WriteHalf<S>,
     link: &mut Link,
 ) -> Result<(), SessionError> {
     let mut ping = tokio::time::interval_at(
@@ -226,14 +305,14 @@ fn handle(
 }
 
 /// The reading side of a session, split into frames.
-struct Connection {
-    read: tokio::net::tcp::OwnedReadHalf,
+struct Connection<S> {
+    read: ReadHalf<S>,
     framer: Framer,
     frames: std::collections::VecDeque<Frame>,
     chunk: Box<[u8]>,
 }
 
-impl Connection {
+impl<S: AsyncRead> Connection<S> {
     /// The next frame.
     async fn next(&mut self) -> Result<Frame, SessionError> {
         loop {

@@ -41,9 +41,16 @@ pub struct AmiSettings {
     /// ...or read from this file (trailing newline dropped) at each login.
     #[serde(default)]
     secret_file: Option<PathBuf>,
-    /// TLS (`tls = true`) is not built in; refused at startup.
+    /// Speak TLS to the manager (Asterisk's `tlsenable = yes`).
     #[serde(default)]
-    tls: bool,
+    pub tls: bool,
+    /// With `tls`, the PEM certificates to trust instead of the web PKI
+    /// roots (PBXs mostly have self-signed certificates).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// With `tls`, the name the certificate must carry (default: `host`).
+    #[serde(default)]
+    pub server_name: Option<String>,
     /// Seconds between our pings (hidden: tests shorten it).
     #[serde(default = "default_ping")]
     ping_secs: f64,
@@ -60,6 +67,9 @@ impl std::fmt::Debug for AmiSettings {
             .field("port", &self.port)
             .field("username", &self.username)
             .field("secret_file", &self.secret_file)
+            .field("tls", &self.tls)
+            .field("ca_file", &self.ca_file)
+            .field("server_name", &self.server_name)
             .finish_non_exhaustive()
     }
 }
@@ -95,10 +105,24 @@ impl AmiSettings {
             }
             _ => {}
         }
-        if settings.tls {
+        if !settings.tls {
+            for (name, given) in [
+                ("ca_file", settings.ca_file.is_some()),
+                ("server_name", settings.server_name.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(&format!("{key}.{name}"), "needs `tls = true`"));
+                }
+            }
+        } else if settings.tls_name().is_err() {
+            let name = if settings.server_name.is_some() {
+                "server_name"
+            } else {
+                "host"
+            };
             return Err(invalid(
-                &format!("{key}.tls"),
-                "TLS to the manager is not built in: reach it over a local port or a tunnel (stunnel, ssh)",
+                &format!("{key}.{name}"),
+                "is not a DNS name or IP address a certificate can carry",
             ));
         }
         for (name, secs) in [
@@ -127,6 +151,14 @@ impl AmiSettings {
             }
             (None, None) => Ok(String::new()),
         }
+    }
+
+    /// The name the manager's certificate must carry.
+    pub fn tls_name(
+        &self,
+    ) -> Result<tokio_rustls::rustls::pki_types::ServerName<'static>, impl std::error::Error> {
+        let name = self.server_name.as_deref().unwrap_or(&self.host);
+        tokio_rustls::rustls::pki_types::ServerName::try_from(name.to_owned())
     }
 
     /// Time between pings.
@@ -198,6 +230,7 @@ mod tests {
         assert_eq!(ami.secret().unwrap(), "s3cret");
         assert_eq!(ami.ping_every().as_secs(), 20);
         assert_eq!(ami.ping_timeout().as_secs(), 10);
+        assert!(!ami.tls);
         assert!(
             !format!("{ami:?}").contains("s3cret"),
             "the secret is never printed"
@@ -209,7 +242,19 @@ mod tests {
                 "secret = \"a\"\nsecret_file = \"/x\"\n",
                 "source[0].secret_file",
             ),
-            ("secret = \"a\"\ntls = true\n", "source[0].tls"),
+            (
+                "secret = \"a\"\nca_file = \"/ca.pem\"\n",
+                "source[0].ca_file",
+            ),
+            (
+                "secret = \"a\"\nserver_name = \"pbx\"\n",
+                "source[0].server_name",
+            ),
+            (
+                "secret = \"a\"\ntls = true\nserver_name = \"a b\"\n",
+                "source[0].server_name",
+            ),
+            ("secret = \"a\"\ntls = \"yes\"\n", "source[0]"),
             ("secret = \"a\"\nport = \"x\"\n", "source[0]"),
             ("secret = \"a\"\nbogus = 1\n", "source[0]"),
             ("secret = \"a\"\nping_secs = 0\n", "source[0].ping_secs"),
@@ -220,5 +265,15 @@ mod tests {
                 .to_string();
             assert!(e.contains(&format!("`{key}")), "{extra:?}: {e}");
         }
+        let tls = Config::parse(
+            &format!("{base}secret = \"a\"\nport = 5039\ntls = true\nca_file = \"/ca.pem\"\n"),
+            "t",
+        )
+        .unwrap();
+        let crate::source::SourceSettings::Ami(ami) = &tls.sources[0].settings else {
+            panic!("not ami")
+        };
+        assert!(ami.tls);
+        assert_eq!(ami.tls_name().unwrap().to_str(), "h", "defaults to host");
     }
 }
