@@ -283,32 +283,34 @@ impl State<'_> {
                 }
                 Ok(())
             }
+            // A pause event says paused or not; a member's state says paused,
+            // else its device state (which may leave the status unchanged).
             "QueueMemberPause" | "QueueMemberPaused" => {
-                let agent = self.agent(b)?;
-                let state = self.agents.entry(agent.clone()).or_default();
-                add_queue(state, text(b, "Queue"));
-                if b.present("Paused") == Some("1") {
-                    let reason = pause_reason(b);
-                    self.status(agent, AgentStatus::Away, reason, at, out);
-                } else {
-                    self.status(agent, AgentStatus::Available, None, at, out);
-                }
-                Ok(())
+                self.member(b, Some(AgentStatus::Available), at, out)
             }
-            "QueueMemberStatus" | "QueueMember" => {
-                let agent = self.agent(b)?;
-                let state = self.agents.entry(agent.clone()).or_default();
-                add_queue(state, text(b, "Queue"));
-                if b.present("Paused") == Some("1") {
-                    let reason = pause_reason(b);
-                    self.status(agent, AgentStatus::Away, reason, at, out);
-                } else if let Some(status) = device_status(b) {
-                    self.status(agent, status, None, at, out);
-                }
-                Ok(())
-            }
+            "QueueMemberStatus" | "QueueMember" => self.member(b, device_status(b), at, out),
             _ => Ok(()),
         }
+    }
+
+    /// A member's status: `away` with its reason when `Paused: 1`, else
+    /// `unpaused` (if any); the block's queue joins the agent's queues.
+    fn member(
+        &mut self,
+        b: &Block,
+        unpaused: Option<AgentStatus>,
+        at: Timestamp,
+        out: &mut Emit,
+    ) -> Result<(), String> {
+        let agent = self.agent(b)?;
+        let state = self.agents.entry(agent.clone()).or_default();
+        add_queue(state, text(b, "Queue"));
+        if b.present("Paused") == Some("1") {
+            self.status(agent, AgentStatus::Away, pause_reason(b), at, out);
+        } else if let Some(status) = unpaused {
+            self.status(agent, status, None, at, out);
+        }
+        Ok(())
     }
 
     /// `QueueCallerJoin`: a new call is started; every join queues it and
