@@ -169,6 +169,44 @@ pub fn kind_settings<T: serde::de::DeserializeOwned>(
     T::deserialize(toml::Value::Table(table)).map_err(|e| invalid(key, e.message().to_owned()))
 }
 
+/// Checks a secret given inline (`name`) or as a file (`name_file`): exactly
+/// one of the two, so a stale file never silently wins over the setting.
+pub(crate) fn one_secret(
+    key: &str,
+    name: &str,
+    inline: bool,
+    file: bool,
+) -> Result<(), ConfigError> {
+    match (inline, file) {
+        (true, true) => Err(invalid(
+            &format!("{key}.{name}_file"),
+            format!("give `{name}` or `{name}_file`, not both"),
+        )),
+        (false, false) => Err(invalid(
+            &format!("{key}.{name}"),
+            format!("is required (or `{name}_file`)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A secret as written, or read from its file now (a final newline dropped,
+/// so a file written by `echo` works); neither gives an empty secret.
+pub(crate) fn read_secret(
+    inline: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> std::io::Result<String> {
+    match (inline, file) {
+        (Some(secret), _) => Ok(secret.to_owned()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+        }
+        (None, None) => Ok(String::new()),
+    }
+}
+
 fn no_keys(table: &toml::Table, key: &str) -> Result<(), ConfigError> {
     match table.keys().next() {
         Some(extra) => Err(invalid(&format!("{key}.{extra}"), "unknown setting")),

@@ -21,6 +21,7 @@ pub mod queue_log;
 mod reconnect;
 pub mod status;
 mod store;
+mod text;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::wire::Block;
 use crate::event::{AgentStatus, Direction, EndedBy, Event, EventKind, MAX_AGENT_QUEUES};
 use crate::event::{MAX_REASON_BYTES, MAX_TEXT_BYTES};
+use crate::source::text::{cut, parse_epoch};
 use crate::source::{Naming, checked};
 
 /// Offline, the first block without a `Timestamp` is stamped at this time.
@@ -540,19 +541,7 @@ fn secs(b: &Block, key: &str) -> SignedDuration {
 /// The `Timestamp` header: epoch seconds with an optional fraction; not a
 /// number (or out of range) counts as absent.
 fn timestamp(b: &Block) -> Option<Timestamp> {
-    let value = b.present("Timestamp")?;
-    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
-    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|c| c.is_ascii_digit());
-    if !digits(whole) || !(fraction.is_empty() || fraction.bytes().all(|c| c.is_ascii_digit())) {
-        return None;
-    }
-    let seconds: i64 = whole.parse().ok()?;
-    let nanos: String = fraction
-        .chars()
-        .chain(std::iter::repeat('0'))
-        .take(9)
-        .collect();
-    Timestamp::new(seconds, nanos.parse().ok()?).ok()
+    parse_epoch(b.present("Timestamp")?)
 }
 
 /// The key that makes a block's ids: `Uniqueid`, `Event` and
@@ -578,17 +567,6 @@ fn dedup_key(b: &Block, event: &str) -> Option<String> {
     Some(format!(
         "{uid}\n{event}\n{sequence}\n{stamp}\n{agent}\n{queue}"
     ))
-}
-
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

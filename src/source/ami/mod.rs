@@ -15,7 +15,7 @@ use serde::Deserialize;
 pub use client::run;
 pub use map::{Arrival, Mapper};
 
-use super::config::kind_settings;
+use super::config::{kind_settings, one_secret, read_secret};
 use super::{Mapped, Naming, Skipped};
 use crate::config::error::{ConfigError, invalid};
 use wire::Frame;
@@ -90,21 +90,12 @@ impl AmiSettings {
     /// Validates the kind's keys of the table `key`.
     pub fn parse(table: toml::Table, key: &str) -> Result<AmiSettings, ConfigError> {
         let settings: AmiSettings = kind_settings(table, key)?;
-        match (&settings.secret, &settings.secret_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    &format!("{key}.secret_file"),
-                    "give `secret` or `secret_file`, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(invalid(
-                    &format!("{key}.secret"),
-                    "is required (or `secret_file`)",
-                ));
-            }
-            _ => {}
-        }
+        one_secret(
+            key,
+            "secret",
+            settings.secret.is_some(),
+            settings.secret_file.is_some(),
+        )?;
         if !settings.tls {
             for (name, given) in [
                 ("ca_file", settings.ca_file.is_some()),
@@ -141,16 +132,7 @@ impl AmiSettings {
 
     /// The secret: as written, or read from `secret_file` now.
     pub fn secret(&self) -> std::io::Result<String> {
-        match (&self.secret, &self.secret_file) {
-            (Some(secret), _) => Ok(secret.clone()),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-                })?;
-                Ok(text.trim_end_matches(['\r', '\n']).to_owned())
-            }
-            (None, None) => Ok(String::new()),
-        }
+        read_secret(self.secret.as_deref(), self.secret_file.as_deref())
     }
 
     /// The name the manager's certificate must carry.

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use crate::config::error::{ConfigError, invalid};
 use crate::event::Event;
 use crate::feed::FileError;
-use crate::source::{Naming, config::kind_settings, offline};
+use crate::source::config::{kind_settings, one_secret, read_secret};
+use crate::source::{Naming, offline};
 
 /// The kind's name in `kind = "..."`.
 pub const KIND: &str = "esl";
@@ -68,28 +69,19 @@ impl EslSettings {
         if settings.host.trim().is_empty() {
             return Err(invalid(&format!("{key}.host"), "is required"));
         }
-        match (&settings.password, &settings.password_file) {
-            (Some(_), Some(_)) => Err(invalid(
-                &format!("{key}.password_file"),
-                "give `password` or `password_file`, not both",
-            )),
-            (None, None) => Err(invalid(
-                &format!("{key}.password"),
-                "is required (or `password_file`)",
-            )),
-            _ => Ok(settings),
-        }
+        one_secret(
+            key,
+            "password",
+            settings.password.is_some(),
+            settings.password_file.is_some(),
+        )?;
+        Ok(settings)
     }
 
     /// The password, from the setting or its file (a final newline dropped).
     pub fn password(&self) -> Result<String, String> {
-        if let Some(password) = &self.password {
-            return Ok(password.clone());
-        }
-        let path = self.password_file.as_deref().unwrap_or(Path::new(""));
-        std::fs::read_to_string(path)
-            .map(|text| text.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|e| format!("password_file {}: {e}", path.display()))
+        read_secret(self.password.as_deref(), self.password_file.as_deref())
+            .map_err(|e| format!("password_file {e}"))
     }
 }
 

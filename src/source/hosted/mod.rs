@@ -106,9 +106,5 @@ pub(crate) fn string(value: toml::Value, key: &str) -> Result<String, ConfigErro
 
 /// A string cut to at most `max` bytes on a character boundary.
 pub(crate) fn truncated(text: &str, max: usize) -> String {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    crate::source::text::cut(text, max).to_owned()
 }

@@ -363,11 +363,7 @@ impl<'a> Mapper<'a> {
 /// `Timestamp`: epoch seconds, as TaskRouter sends it (a fraction is kept).
 fn epoch(text: &str) -> Result<Timestamp, RecordError> {
     let bad = || RecordError::new("Timestamp", format!("{text:?} is not epoch seconds"));
-    let seconds: f64 = text.trim().parse().map_err(|_| bad())?;
-    if !seconds.is_finite() {
-        return Err(bad());
-    }
-    Timestamp::from_millisecond((seconds * 1000.0).round() as i64).map_err(|_| bad())
+    crate::source::text::parse_epoch(text.trim()).ok_or_else(bad)
 }
 
 /// `TaskAttributes`, a JSON object the site defines; anything else reads as

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::row::{CsvHeader, Row, parse_pipe};
 use crate::event::{AgentStatus, EndedBy, Event, EventKind, MAX_AGENT_QUEUES, MAX_REASON_BYTES};
+use crate::source::text::cut;
 use crate::source::{Mapped, Naming, Skipped, checked};
 
 /// Calls remembered at most (calls whose exit never comes are dropped oldest
@@ -657,12 +658,7 @@ fn number(field: &str) -> i64 {
 
 /// A pause reason, cut to what events.md allows.
 fn reason_of(field: &str) -> Option<String> {
-    let field = field.trim();
-    let mut end = field.len().min(MAX_REASON_BYTES);
-    while !field.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(field[..end].to_owned()).filter(|r| !r.is_empty())
+    Some(cut(field.trim(), MAX_REASON_BYTES).to_owned()).filter(|r| !r.is_empty())
 }
 
 fn status_named(name: &str) -> AgentStatus {

@@ -4,6 +4,8 @@
 
 use jiff::Timestamp;
 
+use crate::source::text::parse_epoch;
+
 /// Longest row read; a longer line is skipped (it cannot be a real row, and
 /// a live reader must not buffer it forever).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -112,29 +114,6 @@ fn row(
         event,
         data,
     })
-}
-
-/// Latest epoch accepted (year 5138): far enough for any real row, and far
-/// enough from jiff's limit that adding a wait to it cannot overflow.
-const MAX_EPOCH_SECS: i64 = 100_000_000_000;
-
-/// Parses `1543602677` or `1543602677.25` (seconds since 1970, UTC).
-pub fn parse_epoch(text: &str) -> Option<Timestamp> {
-    let (secs, fraction) = text.split_once('.').unwrap_or((text, ""));
-    let digits = |s: &str| !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(secs) || !(fraction.is_empty() || fraction.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    let nanos = fraction
-        .bytes()
-        .chain(std::iter::repeat(b'0'))
-        .take(9)
-        .fold(0i32, |n, b| n * 10 + i32::from(b - b'0'));
-    let secs: i64 = secs.parse().ok()?;
-    if secs > MAX_EPOCH_SECS {
-        return None;
-    }
-    Timestamp::new(secs, nanos).ok()
 }
 
 /// The columns of a database export, found by name in its header line
@@ -264,18 +243,6 @@ mod tests {
         }
         let long = [b'1'; MAX_LINE_BYTES + 1];
         assert!(parse_pipe(&long).unwrap_err().contains("longer"));
-    }
-
-    #[test]
-    fn epochs_keep_their_fraction() {
-        let t = |s| parse_epoch(s).map(|t| t.as_nanosecond());
-        assert_eq!(t("1"), Some(1_000_000_000));
-        assert_eq!(t("1.25"), Some(1_250_000_000));
-        assert_eq!(t("1.1234567891"), Some(1_123_456_789));
-        assert_eq!(t("1."), Some(1_000_000_000));
-        assert_eq!(t(""), None);
-        assert_eq!(t("1e9"), None);
-        assert_eq!(t("9999999999999"), None);
     }
 
     #[test]
