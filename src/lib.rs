@@ -26,6 +26,7 @@
 pub mod board;
 pub mod classify;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod hub;

@@ -44,6 +44,8 @@ pub struct RawConfig {
     /// `[[source]]` tables (see `source/config.rs`).
     #[serde(default)]
     source: Vec<crate::source::config::RawSource>,
+    /// `[cluster]`: run as one node of several (see `cluster/mod.rs`).
+    cluster: Option<crate::cluster::RawCluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +136,8 @@ pub struct Config {
     pub security: crate::security::Security,
     /// The telephony feeds (`[[source]]`).
     pub sources: Vec<crate::source::SourceConfig>,
+    /// `[cluster]`, when this node is one of several sharing a NATS JetStream log.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 impl Default for Config {
@@ -277,8 +281,13 @@ impl Config {
         let boards = crate::board::Boards::from_raw(raw.board, &definitions, &default_definition)?;
         let security = crate::security::Security::from_raw(raw.auth, raw.limits, raw.web)?;
         let sources = crate::source::config::sources(raw.source)?;
+        let cluster = raw
+            .cluster
+            .map(crate::cluster::ClusterSettings::from_raw)
+            .transpose()?;
         Ok(Config {
             sources,
+            cluster,
             boards,
             retention_days,
             engine: EngineSettings {
