@@ -99,7 +99,8 @@ pub struct Encoder {
 
 enum Out {
     Json(Vec<u8>),
-    Csv(csv::Writer<Vec<u8>>),
+    // Boxed: the writer carries its own buffer state, 15 times the size of a Vec.
+    Csv(Box<csv::Writer<Vec<u8>>>),
 }
 
 impl Encoder {
@@ -115,7 +116,7 @@ impl Encoder {
                 text.push_str(",\"calls\":[");
                 Out::Json(text.into_bytes())
             }
-            Format::Csv => Out::Csv(csv_writer(BOM.as_bytes().to_vec())),
+            Format::Csv => Out::Csv(Box::new(csv_writer(BOM.as_bytes().to_vec()))),
         };
         let mut encoder = Encoder {
             format,
@@ -214,7 +215,7 @@ impl Encoder {
             Out::Json(bytes) => std::mem::take(bytes),
             Out::Csv(writer) => {
                 // A writer cannot hand out its buffer: a fresh one takes over.
-                let done = std::mem::replace(writer, csv_writer(Vec::new()));
+                let done = std::mem::replace(&mut **writer, csv_writer(Vec::new()));
                 done.into_inner()
                     .map_err(|e| e.into_error())
                     .expect("flushing into memory cannot fail")

@@ -459,7 +459,7 @@ fn memory_kib(pid: u32) -> (u64, u64) {
 /// peak resident memory before and after streaming the CSV. Run on purpose:
 ///
 /// ```sh
-/// cargo test --release --test exports -- --ignored --nocapture memory
+/// cargo test --test exports -- --ignored --nocapture memory
 /// ```
 #[tokio::test]
 #[ignore = "fills a 100,000-call store; run on purpose (see the README)"]

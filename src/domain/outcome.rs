@@ -628,4 +628,37 @@ mod tests {
         assert_eq!(millis_between(t, later), 29_999);
         assert_eq!(millis_between(later, t), 0);
     }
+
+    #[test]
+    fn times_are_the_first_start_queue_and_answer() {
+        use Direction::Inbound;
+        let full = run(vec![
+            (0, started(Inbound, false)),
+            (5, queued("q")),
+            (8, offered()),
+            (10, answered()),
+            (20, transferred(Some("r"))),
+            (25, queued("r")),
+            (30, answered()),
+            (40, ended()),
+        ]);
+        assert_eq!(
+            full.times,
+            CallTimes {
+                started_at: Some(at(0)),
+                queued_at: Some(at(5)),
+                answered_at: Some(at(10)),
+            }
+        );
+        // No `call_started`: the call started with its earliest event.
+        let bare = run(vec![(3, queued("q")), (9, ended())]);
+        assert_eq!(
+            bare.times,
+            CallTimes {
+                started_at: Some(at(3)),
+                queued_at: Some(at(3)),
+                answered_at: None,
+            }
+        );
+    }
 }
