@@ -322,20 +322,38 @@ async fn exports_need_a_supervisor_token() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A store written by the previous version (2) is migrated in place: its
-/// calls export with their times empty, new calls with theirs.
+/// A store written by version 2 (or 1) is migrated in place: its calls
+/// export with their times empty, new calls with theirs.
 #[tokio::test]
 async fn a_version_2_store_is_migrated_in_place() {
-    let dir = temp_dir("v2");
+    migrates_in_place(2).await;
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_migrated_in_place() {
+    migrates_in_place(1).await;
+}
+
+async fn migrates_in_place(version: i64) {
+    let dir = temp_dir(&format!("v{version}"));
     {
         let db = rusqlite::Connection::open(dir.join(wallboard::journal::DB_FILE)).unwrap();
-        db.execute_batch(VERSION_2_SCHEMA).unwrap();
+        let schema = match version {
+            // Version 2 added the agents' pause reasons.
+            1 => VERSION_2_SCHEMA.replace(
+                ",\n    queues TEXT NOT NULL, reason TEXT)",
+                ",\n    queues TEXT NOT NULL)",
+            ),
+            _ => VERSION_2_SCHEMA.to_owned(),
+        };
+        assert_eq!(schema.contains("reason"), version == 2);
+        db.execute_batch(&schema).unwrap();
         db.execute(
             "INSERT INTO finished_calls VALUES ('old', ?1, 'answered', 4000, 1, 'sales', 'amy', '=1+1', '2026-11-20T08:00:00Z')",
             [DAY],
         )
         .unwrap();
-        db.pragma_update(None, "user_version", 2).unwrap();
+        db.pragma_update(None, "user_version", version).unwrap();
     }
     let server = start_at(&dir, "2026-11-20T12:00:00Z", Config::default()).await;
     let new = [

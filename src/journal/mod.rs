@@ -2,7 +2,7 @@
 //! in arrival order, with the engine time it was applied at (so a replay
 //! makes the same late and expiry decisions), plus two derived tables that a
 //! replay can always rebuild: each finished call as it last counted (past
-//! days) and each agent's latest status.
+//! days and exports) and each agent's latest status.
 
 mod prune;
 mod rebuild;
