@@ -125,6 +125,18 @@ impl Hub {
         }
     }
 
+    /// The store's settings, if there is one.
+    pub fn store(&self) -> Option<&StoreSettings> {
+        self.store.as_ref()
+    }
+
+    /// Waits until the store's derived rows (finished calls, agents) hold
+    /// every change applied before this call: an empty batch through the
+    /// writer records them in its commit, as every batch does.
+    pub async fn record_derived(&self) -> Result<(), SubmitError> {
+        self.pipeline.submit(Vec::new()).await.map(|_| ())
+    }
+
     /// Counters for `/metrics`.
     pub fn counters(&self) -> &Counters {
         &self.counters

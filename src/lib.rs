@@ -19,7 +19,8 @@
 //!
 //! And the small pieces around them: [`clock`] (where "now" comes from),
 //! [`server`] (wiring: `Server::open`, then `run`), [`shutdown`], and the
-//! offline commands [`classify`] and [`replay`].
+//! offline commands [`classify`] and [`replay`]; [`export`] writes a day's
+//! calls as JSON or CSV.
 
 #![warn(missing_docs)]
 
@@ -29,6 +30,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod hub;
 pub mod journal;
 pub mod maintenance;

@@ -1,7 +1,7 @@
 //! HTTP and WebSocket: the router ([`app`]) and the errors clients see.
 //! - [`api`]: ingest, snapshot, health and metrics; [`hosted`]: the routes
 //!   hosted contact centres post their own events to.
-//! - [`ws`]: the board's WebSocket.
+//! - [`ws`]: the board's WebSocket; [`exports`]: a day's calls as a file.
 //! - [`pages`]: the server-rendered boards and supervisor page; [`assets`]:
 //!   their scripts and styles.
 //! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
@@ -11,6 +11,7 @@ pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod conn;
+pub mod exports;
 pub mod guard;
 pub mod headers;
 pub mod hosted;
@@ -80,6 +81,8 @@ pub fn supervisor_routes() -> Router<Arc<AppState>> {
         .route("/supervisor", get(pages::supervisor))
         .route("/api/supervisor", get(api::supervisor))
         .route("/api/sources", get(api::sources))
+        .route("/api/calls", get(exports::calls))
+        .route("/api/calls/days", get(exports::days))
         .route("/ws/supervisor", get(ws::upgrade_supervisor))
 }
 
