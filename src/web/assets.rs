@@ -37,6 +37,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/supervisor.js"),
     ),
     (
+        "trends.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/trends.js"),
+    ),
+    (
         "supervisor.css",
         "text/css; charset=utf-8",
         include_str!("../../static/supervisor.css"),
