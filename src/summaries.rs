@@ -91,6 +91,8 @@ struct Taken {
     held: BTreeMap<Date, DaySummary>,
     /// Past days to read from the store, with their versions.
     stored: BTreeMap<Date, u64>,
+    /// The oldest day any request may want now: cached days before it are dropped.
+    oldest: Date,
 }
 
 impl Summaries {
@@ -163,6 +165,14 @@ impl Summaries {
             .store
             .as_ref()
             .map(|s| today.saturating_sub(i64::from(s.retention_days).days()));
+        let longest = trends::SPANS_DAYS
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(span_days);
+        let oldest = today
+            .saturating_sub(i64::from(longest).days())
+            .max(first_kept.unwrap_or(today));
         let stored = series
             .iter()
             .filter(|day| !held.contains_key(day))
@@ -175,6 +185,7 @@ impl Summaries {
             now: engine.now(),
             held,
             stored,
+            oldest,
             settings,
         })
     }
@@ -189,8 +200,9 @@ impl Summaries {
         let mut missing = Vec::new();
         {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            // Days no longer charted or compared (today moved on) are dropped.
-            cache.retain(|day, _| taken.stored.contains_key(day) || taken.held.contains_key(day));
+            // Days no span charts or compares any more (today moved on, or
+            // retention forgot them) are dropped; the other span's are kept.
+            cache.retain(|day, _| *day >= taken.oldest);
             for (&day, &version) in &taken.stored {
                 match cache.get(&day) {
                     Some((cached, summary)) if *cached == version => {

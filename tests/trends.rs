@@ -409,3 +409,25 @@ async fn without_a_store_the_days_the_engine_holds_are_shown() {
     assert_eq!(day_in(&week, date(2026, 11, 13))["calls"], 0);
     assert!(week["comparison"].is_null());
 }
+
+#[tokio::test]
+async fn trends_are_for_supervisors_only() {
+    let config = "[auth]\ningest_tokens = [\"ingest-1\"]\nviewer_tokens = [\"viewer-1\"]\nsupervisor_tokens = [\"super-1\"]\n";
+    let (server, dir) = server_with_store("auth", config).await;
+    let http = reqwest::Client::new();
+    for (token, status) in [
+        (None, 401),
+        (Some("viewer-1"), 401),
+        (Some("ingest-1"), 401),
+        (Some("super-1"), 200),
+    ] {
+        let mut request = http.get(server.url("/api/trends?days=28"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{token:?}");
+    }
+    server.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
