@@ -431,3 +431,48 @@ async fn trends_are_for_supervisors_only() {
     server.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_past_day_is_served_from_its_summary_until_the_store_records_a_change_to_it() {
+    let (server, dir) = server_with_store("cache", "").await;
+    post_weeks(&server).await;
+    let tuesday = date(2026, 11, 10);
+    let calls = calls_of(tuesday);
+    assert!(matches!(calls[0].kind, Kind::Answered(_)));
+    let before = trends(&server, 28).await;
+    check_day(day_in(&before, tuesday), tuesday, &expected(&calls));
+
+    // Edit the store behind the server's back: the cached summary stands.
+    let db = rusqlite::Connection::open(dir.join(wallboard::journal::DB_FILE)).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let edited = db
+        .execute(
+            "UPDATE finished_calls SET outcome = 'queue_abandoned' WHERE call = ?1",
+            [id(tuesday, 0)],
+        )
+        .unwrap();
+    assert_eq!(edited, 1);
+    // A week's request between keeps the month's days cached too.
+    trends(&server, 7).await;
+    assert_eq!(trends(&server, 28).await, before, "served from the cache");
+
+    // A call recorded for that day sums it up again, the edit with it.
+    let backfill = Call {
+        start: at(tuesday, 13, 0),
+        kind: Kind::Answered(5),
+    };
+    server
+        .post_ok(&events_of(&id(tuesday, calls.len()), &backfill).join("\n"))
+        .await;
+    let after = trends_when(&server, |t| day_in(t, tuesday)["calls"] == calls.len() + 1).await;
+    let reachable = &day_in(&after, tuesday)["definitions"]["reachable"];
+    assert_eq!(
+        reachable["boxes"]["answered"],
+        calls.len(),
+        "one answered less, one more"
+    );
+    assert_eq!(reachable["boxes"]["missed"], 1, "the edited call");
+    drop(db);
+    server.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
