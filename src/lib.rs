@@ -9,7 +9,8 @@
 //!   rebuilt from (rebuild, pruning); [`maintenance`]: checking, backing up
 //!   and rebuilding it.
 //! - [`publish`]: documents and their deltas, serialized once for every
-//!   client; [`hub`]: the front the web layer and sources talk to.
+//!   client; [`hub`]: the front the web layer and sources talk to;
+//!   [`summaries`]: the trends' cached daily summaries of past days.
 //! - [`web`]: HTTP and WebSocket (routes, auth, limits, pages).
 //! - [`source`]: the telephony feeds (Asterisk `queue_log` and AMI,
 //!   FreeSWITCH, Amazon Connect, Twilio TaskRouter, the demo) and the runtime
@@ -41,9 +42,10 @@ pub mod security;
 pub mod server;
 pub mod shutdown;
 pub mod source;
+pub mod summaries;
 pub mod web;
 
 pub use domain::{
     call, day, definition, engine, event, feed, outcome, patch, protocol, snapshot, stats,
-    supervisor,
+    supervisor, trends,
 };

@@ -42,6 +42,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/exports.js"),
     ),
     (
+        "trends.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/trends.js"),
+    ),
+    (
         "supervisor.css",
         "text/css; charset=utf-8",
         include_str!("../../static/supervisor.css"),

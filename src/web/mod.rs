@@ -3,7 +3,7 @@
 //!   hosted contact centres post their own events to.
 //! - [`ws`]: the board's WebSocket; [`exports`]: a day's calls as a file.
 //! - [`pages`]: the server-rendered boards and supervisor page; [`assets`]:
-//!   their scripts and styles.
+//!   their scripts and styles; [`trends`]: the supervisor's trends.
 //! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
 //!   [`headers`] (CSP, `Origin`) and [`limits`]; [`conn`] accepts connections.
 
@@ -17,6 +17,7 @@ pub mod headers;
 pub mod hosted;
 pub mod limits;
 pub mod pages;
+pub mod trends;
 pub mod ws;
 
 use std::sync::Arc;
@@ -83,6 +84,7 @@ pub fn supervisor_routes() -> Router<Arc<AppState>> {
         .route("/api/sources", get(api::sources))
         .route("/api/calls", get(exports::calls))
         .route("/api/calls/days", get(exports::days))
+        .route("/api/trends", get(trends::trends))
         .route("/ws/supervisor", get(ws::upgrade_supervisor))
 }
 
