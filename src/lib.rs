@@ -11,6 +11,8 @@
 //! - [`publish`]: documents and their deltas, serialized once for every
 //!   client; [`hub`]: the front the web layer and sources talk to.
 //! - [`web`]: HTTP and WebSocket (routes, auth, limits, pages).
+//! - [`alert`]: alert rules on the board's figures, sent to webhooks, Slack
+//!   and Teams off the ingest path.
 //! - [`source`]: the telephony feeds (Asterisk `queue_log` and AMI,
 //!   FreeSWITCH, Amazon Connect, Twilio TaskRouter, the demo) and the runtime
 //!   they share.
@@ -23,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod board;
 pub mod classify;
 pub mod clock;

@@ -44,6 +44,11 @@ pub struct RawConfig {
     /// `[[source]]` tables (see `source/config.rs`).
     #[serde(default)]
     source: Vec<crate::source::config::RawSource>,
+    /// `[[alert]]` rules and `[[alert_target]]`s (see `alert/config.rs`).
+    #[serde(default)]
+    alert: Vec<crate::alert::config::RawAlert>,
+    #[serde(default)]
+    alert_target: Vec<crate::alert::config::RawTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +65,8 @@ struct RawSite {
     window_minutes: Option<i64>,
     late_window_minutes: Option<i64>,
     stale_after_minutes: Option<i64>,
+    /// The server's address as people reach it, for links in alerts.
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +141,8 @@ pub struct Config {
     pub security: crate::security::Security,
     /// The telephony feeds (`[[source]]`).
     pub sources: Vec<crate::source::SourceConfig>,
+    /// Alert rules and targets (`[[alert]]`, `[[alert_target]]`).
+    pub alerts: crate::alert::AlertConfig,
 }
 
 impl Default for Config {
@@ -277,8 +286,17 @@ impl Config {
         let boards = crate::board::Boards::from_raw(raw.board, &definitions, &default_definition)?;
         let security = crate::security::Security::from_raw(raw.auth, raw.limits, raw.web)?;
         let sources = crate::source::config::sources(raw.source)?;
+        let alerts = crate::alert::config::validate(
+            raw.alert,
+            raw.alert_target,
+            raw.site.public_url,
+            &boards,
+            &definitions,
+            &default_definition,
+        )?;
         Ok(Config {
             sources,
+            alerts,
             boards,
             retention_days,
             engine: EngineSettings {
