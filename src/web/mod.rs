@@ -7,6 +7,7 @@
 //! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
 //!   [`headers`] (CSP, `Origin`) and [`limits`]; [`conn`] accepts connections.
 
+pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub shutdown: Signal,
     /// Every telephony source's status.
     pub sources: Arc<crate::source::Sources>,
+    /// Alert rules and targets (for the test route and `/metrics`).
+    pub alerts: Arc<crate::alert::Alerts>,
 }
 
 /// The router with every route, hardened by [`guard::harden`].
@@ -81,6 +84,7 @@ pub fn supervisor_routes() -> Router<Arc<AppState>> {
         .route("/api/supervisor", get(api::supervisor))
         .route("/api/sources", get(api::sources))
         .route("/ws/supervisor", get(ws::upgrade_supervisor))
+        .route("/api/alerts/test", post(alerts::test))
 }
 
 /// An error a client caused (4xx) or the server suffered (5xx).
