@@ -192,3 +192,51 @@ impl Outbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::message::State;
+    use crate::board::TileState;
+
+    fn notice(rule: usize) -> Arc<Notice> {
+        Arc::new(Notice {
+            state: State::Entered,
+            rule: rule.to_string(),
+            board: "default".into(),
+            title: "Wallboard".into(),
+            queue: None,
+            tile: None,
+            figure: None,
+            value: None,
+            level: TileState::Alert,
+            previous: TileState::Ok,
+            threshold: None,
+            below: false,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            url: "/".into(),
+        })
+    }
+
+    /// A target that cannot keep up loses its oldest messages, counted, and
+    /// the caller never waits.
+    #[test]
+    fn a_full_outbox_drops_its_oldest() {
+        let target = Target {
+            name: "slow".into(),
+            kind: crate::alert::TargetKind::Webhook,
+            url: "http://127.0.0.1:9/".parse().unwrap(),
+            header: None,
+        };
+        let outbox = Outbox::new(target);
+        for rule in 0..OUTBOX_CAPACITY + 3 {
+            outbox.push(notice(rule));
+        }
+        assert_eq!(outbox.counters.dropped.load(Ordering::Relaxed), 3);
+        let kept: Vec<String> =
+            std::iter::from_fn(|| outbox.pop().map(|n| n.rule.clone())).collect();
+        assert_eq!(kept.len(), OUTBOX_CAPACITY);
+        assert_eq!(kept.first().map(String::as_str), Some("3"));
+        assert_eq!(kept.last(), Some(&(OUTBOX_CAPACITY + 2).to_string()));
+    }
+}
