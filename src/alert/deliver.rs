@@ -99,7 +99,8 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    fn pop(&self) -> Option<Arc<Notice>> {
+    /// Takes the oldest waiting message.
+    pub(crate) fn pop(&self) -> Option<Arc<Notice>> {
         self.queue
             .lock()
             .unwrap_or_else(|p| p.into_inner())

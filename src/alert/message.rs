@@ -126,7 +126,7 @@ impl Notice {
 
     /// The generic webhook's object (documented in the README).
     pub fn webhook(&self) -> Value {
-        let number = |s: &Option<Shown>| s.as_ref().map(|s| s.number);
+        let number = |s: &Option<Shown>| s.as_ref().map(|s| whole_or_not(s.number));
         let text = |s: &Option<Shown>| s.as_ref().map(|s| s.text.clone());
         json!({
             "state": self.state.as_str(),
@@ -270,6 +270,16 @@ impl Notice {
     }
 }
 
+/// A whole number as an integer (a count reads `3`, not `3.0`), else as it is.
+fn whole_or_not(n: f64) -> Value {
+    // Below 2^53 every integer is exact in an f64.
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        Value::from(n as i64)
+    } else {
+        Value::from(n)
+    }
+}
+
 /// Slack's three control characters in text, escaped as Slack asks.
 fn slack_escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -360,7 +370,7 @@ mod tests {
         assert_eq!(body["state"], "entered");
         assert_eq!(body["level"], "alert");
         assert_eq!(body["previous"], "ok");
-        assert_eq!(body["value"], 12.0);
+        assert_eq!(body["value"].to_string(), "12", "a count is a whole number");
         assert_eq!(body["threshold_text"], "10");
         assert_eq!(body["at"], "2026-11-20T09:05:00Z");
         assert_eq!(body["queue"], Value::Null);

@@ -212,3 +212,51 @@ impl Alerts {
         futures_util::future::join_all(tries).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+
+    /// The rules run on the board's own `now`: under the feed clock that is
+    /// the feed's time, however fast it arrives.
+    #[test]
+    fn the_hold_runs_on_the_boards_time() {
+        let config = Config::parse(
+            r#"
+            [[alert_target]]
+            name = "hook"
+            kind = "webhook"
+            url = "http://127.0.0.1:9/hook"
+            [[alert]]
+            board = "default"
+            tile = "service_level"
+            for_secs = 30
+            targets = ["hook"]
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        let alerts = Alerts::new(config.alerts);
+        let mut watches = vec![Watch::default(); 1];
+        let board = |now: &str, sl: f64| json!({"now": now, "definitions": {"reachable": {"service_level": sl}}});
+        let sent = || {
+            std::iter::from_fn(|| alerts.outboxes()[0].pop())
+                .map(|n| (n.state, n.level, n.value.clone().map(|v| v.text)))
+                .collect::<Vec<_>>()
+        };
+        for (now, sl) in [("09:00:00", 0.9), ("09:00:10", 0.5), ("09:00:39", 0.5)] {
+            alerts.evaluate(&mut watches, &board(&format!("2026-11-20T{now}Z"), sl));
+        }
+        assert!(sent().is_empty(), "29 s of feed time is not 30");
+        alerts.evaluate(&mut watches, &board("2026-11-20T09:00:40Z", 0.55));
+        // The built-in board's service level: warn below 80 %, alert below 60 %.
+        assert_eq!(
+            sent(),
+            vec![(State::Entered, TileState::Alert, Some("55%".to_owned()))]
+        );
+        alerts.evaluate(&mut watches, &json!({"definitions": {}}));
+        assert!(sent().is_empty(), "a board without a time is skipped");
+    }
+}
