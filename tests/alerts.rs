@@ -107,6 +107,51 @@ async fn recorder() -> (String, Arc<Recorder>) {
     (base, recorder)
 }
 
+/// A self-signed certificate for `localhost`: the server's TLS configuration
+/// and the certificate as PEM.
+fn localhost_certificate() -> (Arc<tokio_rustls::rustls::ServerConfig>, String) {
+    use tokio_rustls::rustls::pki_types::PrivateKeyDer;
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(signing_key.serialize_der().into());
+    // The provider the server's client uses (rustls deprecates ring for
+    // lacking post-quantum groups).
+    #[allow(deprecated)]
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .expect("server config");
+    (Arc::new(config), cert.pem())
+}
+
+/// Serves TLS on a port of its own in front of the plain server at `base`:
+/// the port.
+async fn tls_front(config: Arc<tokio_rustls::rustls::ServerConfig>, base: &str) -> u16 {
+    let behind = base.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let (acceptor, behind) = (acceptor.clone(), behind.clone());
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends here.
+                let Ok(mut tls) = acceptor.accept(socket).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(behind.as_str()).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
 /// A wall-clock server with `config`.
 async fn server(config: &str) -> TestServer {
     let config = Config::parse(config, "alerts.toml").expect("valid config");
@@ -348,6 +393,12 @@ async fn the_test_route_tries_every_target_for_a_supervisor() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
+    let (tls, pem) = localhost_certificate();
+    let tls_port = tls_front(tls, &base).await;
+    let dir = std::env::temp_dir().join(format!("wb-alerts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, pem).unwrap();
     let server = server(&format!(
         r#"
         [auth]
@@ -365,9 +416,19 @@ async fn the_test_route_tries_every_target_for_a_supervisor() {
         name = "down"
         kind = "webhook"
         url = "http://127.0.0.1:{closed_port}/hook"
+        [[alert_target]]
+        name = "private-ca"
+        kind = "webhook"
+        url = "https://localhost:{tls_port}/tls"
+        ca_file = {ca_file:?}
+        [[alert_target]]
+        name = "untrusted"
+        kind = "webhook"
+        url = "https://localhost:{tls_port}/untrusted"
         "#
     ))
     .await;
+    let _ = std::fs::remove_dir_all(&dir);
     let http = reqwest::Client::new();
     let test = |token: Option<&str>| {
         let mut request = http.post(server.url("/api/alerts/test"));
@@ -404,6 +465,15 @@ async fn the_test_route_tries_every_target_for_a_supervisor() {
             .contains("connect"),
         "{answer}"
     );
+    assert_eq!(by_name("private-ca")["ok"], true, "{answer}");
+    assert_eq!(recorder.of("tls")[0].body["state"], "test");
+    assert_eq!(by_name("untrusted")["ok"], false);
+    let error = by_name("untrusted")["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("TLS: ") && error.contains("UnknownIssuer"),
+        "{error}"
+    );
+    assert!(recorder.of("untrusted").is_empty());
     assert!(started.elapsed() < WAIT, "tried once, not retried");
     let slack = recorder.of("slack");
     assert_eq!(slack.len(), 1);

@@ -4,11 +4,13 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jiff::SignedDuration;
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio_rustls::rustls::ClientConfig;
 
 use super::rule::Timing;
 use crate::board::{
@@ -50,6 +52,7 @@ pub struct RawTarget {
     secret: Option<String>,
     secret_file: Option<PathBuf>,
     secret_header: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for RawTarget {
@@ -96,6 +99,8 @@ pub struct Target {
     pub url: Url,
     /// A header carrying the webhook's secret: (lower-case name, value).
     pub header: Option<(String, String)>,
+    /// Whom it trusts over https: the web PKI roots, or its `ca_file`.
+    pub tls: Arc<ClientConfig>,
 }
 
 impl fmt::Debug for Target {
@@ -295,11 +300,25 @@ fn validate_target(key: &str, raw: RawTarget) -> Result<Target, ConfigError> {
     } else {
         None
     };
+    if raw.ca_file.is_some() && url.scheme() != "https" {
+        return Err(invalid(
+            &format!("{key}.ca_file"),
+            "goes with an https:// URL",
+        ));
+    }
+    let tls = super::http::tls_config(raw.ca_file.as_deref()).map_err(|e| {
+        let path = raw.ca_file.as_deref().unwrap_or(std::path::Path::new(""));
+        invalid(
+            &format!("{key}.ca_file"),
+            format!("{}: {e}", path.display()),
+        )
+    })?;
     Ok(Target {
         name: raw.name,
         kind: raw.kind,
         url,
         header,
+        tls,
     })
 }
 
@@ -649,6 +668,8 @@ mod tests {
             ("[[alert_target]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"https://x/y\"\nsecret_header = \"x-k\"".into(), "`alert_target[0].secret_header`"),
             ("[[alert_target]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"https://x/y\"\nsecret = \"a\\nb\"".into(), "`alert_target[0].secret`"),
             ("[[alert_target]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"https://x/y\"\n[[alert_target]]\nname = \"a\"\nkind = \"slack\"\nurl = \"https://x/z\"".into(), "`alert_target[1].name`"),
+            ("[[alert_target]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"http://x/y\"\nca_file = \"/ca.pem\"".into(), "`alert_target[0].ca_file`"),
+            ("[[alert_target]]\nname = \"a\"\nkind = \"webhook\"\nurl = \"https://x/y\"\nca_file = \"/nonexistent/ca.pem\"".into(), "`alert_target[0].ca_file`"),
             ("[site]\npublic_url = \"wall.example.org\"".into(), "`site.public_url`"),
             ("[site]\npublic_url = \"https://wall.example.org/?a=1\"".into(), "`site.public_url`"),
         ];

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::config::Target;
-use super::http::{Reply, post_json};
+use super::http::{Endpoint, Reply, post_json};
 use super::message::Notice;
 
 /// Messages a target may have waiting; past this the oldest is dropped.
@@ -110,8 +110,12 @@ impl Outbox {
     /// Tries `notice` once.
     pub async fn try_once(&self, notice: &Notice) -> Outcome {
         let body = Bytes::from(notice.body(self.target.kind).to_string());
-        let header = self.target.header.as_ref();
-        match post_json(&self.target.url, header, body, TRY_TIMEOUT).await {
+        let to = Endpoint {
+            url: &self.target.url,
+            header: self.target.header.as_ref(),
+            tls: &self.target.tls,
+        };
+        match post_json(&to, body, TRY_TIMEOUT).await {
             Ok(reply) if (200..300).contains(&reply.status) => Outcome::Sent(reply),
             Ok(reply) if reply.status >= 500 || matches!(reply.status, 408 | 429) => {
                 Outcome::Retry {
@@ -228,6 +232,7 @@ mod tests {
             kind: crate::alert::TargetKind::Webhook,
             url: "http://127.0.0.1:9/".parse().unwrap(),
             header: None,
+            tls: crate::alert::http::tls_config(None).unwrap(),
         };
         let outbox = Outbox::new(target);
         for rule in 0..OUTBOX_CAPACITY + 3 {

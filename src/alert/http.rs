@@ -1,10 +1,12 @@
 //! One JSON POST to a target over HTTP/1.1, plain or TLS (rustls with the
-//! ring provider and the web PKI roots, as the AMI source connects). Built
+//! ring provider, trusting the web PKI roots or a `ca_file`, as the AMI
+//! source connects). Built
 //! on hyper's client connection rather than reqwest: the project's reqwest
 //! has no TLS, and its rustls feature either builds aws-lc (cmake, a C
 //! toolchain) or makes every `Client::new()` in the program panic until a
 //! process-wide crypto provider is installed.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ use reqwest::Url;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 /// The start of a reply's body kept for the log (Slack explains a 400 there).
@@ -50,23 +53,29 @@ pub enum PostError {
     Timeout(Duration),
 }
 
-/// Posts `body` (JSON) to `url` with an extra `header`, giving up after `timeout`.
+/// Where and how to post.
+pub struct Endpoint<'a> {
+    /// The URL (http or https, with a host).
+    pub url: &'a Url,
+    /// An extra header (the webhook's secret).
+    pub header: Option<&'a (String, String)>,
+    /// Whom to trust over https.
+    pub tls: &'a Arc<ClientConfig>,
+}
+
+/// Posts `body` (JSON) to `to`, giving up after `timeout`.
 pub async fn post_json(
-    url: &Url,
-    header: Option<&(String, String)>,
+    to: &Endpoint<'_>,
     body: Bytes,
     timeout: Duration,
 ) -> Result<Reply, PostError> {
-    tokio::time::timeout(timeout, post(url, header, body))
+    tokio::time::timeout(timeout, post(to, body))
         .await
         .map_err(|_| PostError::Timeout(timeout))?
 }
 
-async fn post(
-    url: &Url,
-    header: Option<&(String, String)>,
-    body: Bytes,
-) -> Result<Reply, PostError> {
+async fn post(to: &Endpoint<'_>, body: Bytes) -> Result<Reply, PostError> {
+    let url = to.url;
     // Validated at start: http or https with a host.
     let host = url.host_str().unwrap_or_default();
     let bare_host = host.trim_start_matches('[').trim_end_matches(']');
@@ -91,7 +100,7 @@ async fn post(
             header::USER_AGENT,
             concat!("wallboard/", env!("CARGO_PKG_VERSION")),
         );
-    if let Some((name, value)) = header {
+    if let Some((name, value)) = to.header {
         request = request.header(name.as_str(), value.as_str());
     }
     let request = request
@@ -100,7 +109,7 @@ async fn post(
     if url.scheme() == "https" {
         let name = ServerName::try_from(bare_host.to_owned())
             .map_err(|e| PostError::Tls(e.to_string()))?;
-        let stream = TlsConnector::from(tls_config())
+        let stream = TlsConnector::from(to.tls.clone())
             .connect(name, stream)
             .await
             .map_err(|e| PostError::Tls(e.to_string()))?;
@@ -119,11 +128,22 @@ where
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(http)?;
-    // The connection is driven by its own task; it ends when the sender is dropped.
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    let response = sender.send_request(request).await.map_err(http)?;
+    let exchange = async move {
+        let response = sender.send_request(request).await.map_err(http)?;
+        Ok(read_reply(response).await)
+    };
+    tokio::pin!(exchange);
+    // The connection is driven here, not in a task of its own, so a target
+    // that never answers holds no socket once the try times out.
+    tokio::select! {
+        reply = &mut exchange => reply,
+        // Closed first: what was received is still read, then the exchange ends.
+        _ = connection => exchange.await,
+    }
+}
+
+/// The status, `Retry-After` and the start of the body.
+async fn read_reply(response: axum::http::Response<hyper::body::Incoming>) -> Reply {
     let status = response.status().as_u16();
     let retry_after_secs = response
         .headers()
@@ -140,28 +160,45 @@ where
         }
     }
     kept.truncate(REPLY_BYTES);
-    Ok(Reply {
+    Reply {
         status,
         retry_after_secs,
         body: String::from_utf8_lossy(&kept).into_owned(),
-    })
+    }
 }
 
-/// The TLS client configuration, built once.
-fn tls_config() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
+/// The TLS client configuration: trusting the web PKI roots (built once,
+/// shared), or only the PEM certificates in `ca_file`.
+pub fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    static WEB_PKI: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    let Some(path) = ca_file else {
+        let config = WEB_PKI.get_or_init(|| {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let config = ClientConfig::builder_with_provider(Arc::new(ring_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("ring supports TLS 1.2 and 1.3")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+            client_config(roots)
+        });
+        return Ok(config.clone());
+    };
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| e.to_string())?;
+    for cert in certs {
+        roots
+            .add(cert.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    if roots.is_empty() {
+        return Err("no PEM certificate in it".to_owned());
+    }
+    Ok(client_config(roots))
+}
+
+fn client_config(roots: RootCertStore) -> Arc<ClientConfig> {
+    let config = ClientConfig::builder_with_provider(Arc::new(ring_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// rustls's ring provider (see the AMI client for why not aws-lc-rs).
