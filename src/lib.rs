@@ -12,6 +12,8 @@
 //!   client; [`hub`]: the front the web layer and sources talk to;
 //!   [`summaries`]: the trends' cached daily summaries of past days.
 //! - [`web`]: HTTP and WebSocket (routes, auth, limits, pages).
+//! - [`alert`]: alert rules on the board's figures, sent to webhooks, Slack
+//!   and Teams off the ingest path.
 //! - [`source`]: the telephony feeds (Asterisk `queue_log` and AMI,
 //!   FreeSWITCH, Amazon Connect, Twilio TaskRouter, the demo) and the runtime
 //!   they share.
@@ -25,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alert;
 pub mod board;
 pub mod classify;
 pub mod clock;

@@ -303,6 +303,7 @@ mod tests {
             ("/ws/supervisor", Need::Supervisor),
             ("/api/supervisor", Need::Supervisor),
             ("/api/calls", Need::Supervisor),
+            ("/api/alerts/test", Need::Supervisor),
             ("/metrics", Need::Supervisor),
             ("/anything-new", Need::Supervisor),
         ];

@@ -7,6 +7,7 @@
 //! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
 //!   [`headers`] (CSP, `Origin`) and [`limits`]; [`conn`] accepts connections.
 
+pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod auth;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub shutdown: Signal,
     /// Every telephony source's status.
     pub sources: Arc<crate::source::Sources>,
+    /// Alert rules and targets (for the test route and `/metrics`).
+    pub alerts: Arc<crate::alert::Alerts>,
 }
 
 /// The router with every route, hardened by [`guard::harden`].
@@ -86,6 +89,7 @@ pub fn supervisor_routes() -> Router<Arc<AppState>> {
         .route("/api/calls/days", get(exports::days))
         .route("/api/trends", get(trends::trends))
         .route("/ws/supervisor", get(ws::upgrade_supervisor))
+        .route("/api/alerts/test", post(alerts::test))
 }
 
 /// An error a client caused (4xx) or the server suffered (5xx).
