@@ -16,6 +16,7 @@ pub mod headers;
 pub mod hosted;
 pub mod limits;
 pub mod pages;
+mod upgrade;
 pub mod ws;
 
 use std::sync::Arc;
