@@ -28,7 +28,7 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// A message longer than this goes out as fragments this long: tungstenite's
 /// write buffer keeps the capacity of the longest frame it ever held, so a
 /// whole ~14 KB snapshot would stay held by every idle connection.
-const FRAGMENT_BYTES: usize = 2 * 1024;
+const FRAGMENT_BYTES: usize = 1024;
 /// How often an idle connection is pinged (more often when `limits.ws_ping_timeout_secs` is short).
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 
