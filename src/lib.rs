@@ -41,6 +41,6 @@ pub mod source;
 pub mod web;
 
 pub use domain::{
-    call, day, definition, engine, event, feed, outcome, patch, protocol, snapshot, stats,
-    supervisor,
+    agents_day, call, day, definition, engine, event, feed, outcome, patch, protocol, snapshot,
+    stats, supervisor,
 };
