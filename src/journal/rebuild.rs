@@ -1,7 +1,8 @@
 //! Rebuilds the engine and the supervisor's ledger from the store at start:
 //! settled calls from their recorded rows, every other recent call by
 //! replaying its events at the times they were applied, then heals the
-//! derived rows past the watermark.
+//! derived rows past the watermark. Beside it, a pass over today's events
+//! folds the agents' day again.
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -10,6 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashSet;
 
 use super::{FinishedRow, Journal, JournalError, Opening};
+use crate::agents_day::{AgentsDay, OPENING_LOOKBACK};
+use crate::day::DayRule;
 use crate::engine::{Engine, EngineSettings};
 use crate::event::Event;
 use crate::outcome::Outcome;
@@ -29,16 +32,26 @@ pub fn restore(
     now: Timestamp,
 ) -> Result<(Journal, Engine, Ledger), JournalError> {
     let started = std::time::Instant::now();
+    let rule = settings.day.clone();
     let mut engine = Engine::new(settings, Timestamp::UNIX_EPOCH);
-    let rebuilt = rebuild(&mut engine, opening.journal(), dir, now);
+    let (rebuilt, agents) = std::thread::scope(|scope| {
+        let agents = scope.spawn(|| agents_day(dir, &rule, now));
+        let rebuilt = rebuild(&mut engine, opening.journal(), dir, now);
+        let agents = agents
+            .join()
+            .expect("the agents' day reader does not panic");
+        (rebuilt, agents)
+    });
     // The check's verdict first: a damaged store may also fail the rebuild.
     let mut journal = opening.finish()?;
     let rebuilt = rebuilt?;
+    let (agents, agent_events, agents_time) = agents?;
     engine.advance(now);
     let mut changes = engine.take_changes();
     // Settled calls count in today's tallies and the supervisor's ledger;
     // the ledger also takes every call the replay counted.
     let mut ledger = Ledger::default();
+    ledger.agents = agents;
     ledger.roll(engine.today());
     for row in &rebuilt.settled {
         let counted = engine.count_of(row.finished_at, row.verdict.clone());
@@ -58,11 +71,31 @@ pub fn restore(
         events = rebuilt.events,
         settled = rebuilt.settled.len(),
         calls = engine.calls_in_memory(),
-        "rebuilt the board from {} in {:.2?} (replay {replay_time:.2?}, finished calls {record_time:.2?})",
+        agent_events,
+        "rebuilt the board from {} in {:.2?} (replay {replay_time:.2?}, finished calls {record_time:.2?}; beside them, the agents' day {agents_time:.2?})",
         dir.display(),
         started.elapsed()
     );
     Ok((journal, engine, ledger))
+}
+
+/// The agents' day as of `now`, folded from the store's events of that day
+/// (and the status changes of the lookback before it), with the count of
+/// events read and the time taken. Runs on its own connection and thread.
+fn agents_day(
+    dir: &Path,
+    rule: &DayRule,
+    now: Timestamp,
+) -> Result<(AgentsDay, u64, std::time::Duration), JournalError> {
+    let started = std::time::Instant::now();
+    let reader = Journal::open_reader(dir)?;
+    let mut day = AgentsDay::default();
+    day.roll(rule, rule.day_of(now));
+    let start = rule.start_of(rule.day_of(now));
+    let events = reader.agents_day_since(start - OPENING_LOOKBACK, start, |input| {
+        day.take_input(input);
+    })?;
+    Ok((day, events, started.elapsed()))
 }
 
 /// What a rebuild did: events replayed; the calls that events after the
