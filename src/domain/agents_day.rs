@@ -2,7 +2,9 @@
 //! (or not answered in time), talk time (answer to end), and time in each
 //! status, folded from the events the engine accepted. Knows no clock and no
 //! store: time comes in as values, and a restart folds today's stored events
-//! again (see `journal::agents`), so the figures come out the same.
+//! again (see `journal::agents`), so the figures come out the same. That
+//! pass runs once the server is up: the day waits for it
+//! ([`AgentsDay::awaiting`]), keeping what it takes meanwhile apart.
 //!
 //! The figures depend only on the set of events taken (and, for two status
 //! changes of an agent at the same instant, their order of arrival): a call's
@@ -14,6 +16,7 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
 
 use crate::day::DayRule;
 use crate::event::{AgentStatus, Event, EventKind};
@@ -31,6 +34,9 @@ pub const MAX_STATUS_CHANGES: usize = 20_000;
 /// one in this span is the status the agent starts the day in. It stays
 /// under the shortest day (23 hours), so a day's turn keeps every change it needs.
 pub const OPENING_LOOKBACK: SignedDuration = SignedDuration::from_hours(12);
+/// Where arrivals start in a day awaiting its stored part: after any
+/// arrival of that part, so same-instant ties keep the store's order first.
+const LATER_ARRIVALS: u64 = 1 << 48;
 
 /// What the agents' day reads of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +222,8 @@ pub struct AgentsDay {
     calls: HashMap<Box<str>, DayCall>,
     /// Inputs not tallied because a bound was reached.
     dropped: u64,
+    /// The part folded from the store at a restart, until it has arrived.
+    stored: Option<Receiver<AgentsDay>>,
 }
 
 impl Default for AgentsDay {
@@ -230,6 +238,7 @@ impl Default for AgentsDay {
             agents: Vec::new(),
             calls: HashMap::default(),
             dropped: 0,
+            stored: None,
         }
     }
 }
@@ -238,16 +247,60 @@ impl AgentsDay {
     /// Starts `today` (by `rule`) if the day turned: keeps only what still
     /// bears on it (calls' marks from its start, status changes within the
     /// lookback) and recounts from them.
+    /// Merges the stored part first if it has arrived.
     pub fn roll(&mut self, rule: &DayRule, today: Date) {
+        self.complete(rule, false);
         if self.day == Some(today) {
             return;
         }
         let start = rule.start_of(today);
-        let old = std::mem::take(self);
+        let mut old = std::mem::take(self);
         self.day = Some(today);
         self.start_ms = ms(start);
         self.next_ms = ms(rule.next_start(start));
         self.arrivals = old.arrivals;
+        self.stored = old.stored.take();
+        self.absorb(&old);
+    }
+
+    /// A day (of `rule`, `today`) whose stored events a restart's pass is
+    /// folding; that part arrives on `stored`. What this takes meanwhile is
+    /// merged after it, as if taken after every stored event.
+    pub fn awaiting(stored: Receiver<AgentsDay>, rule: &DayRule, today: Date) -> AgentsDay {
+        let mut day = AgentsDay {
+            arrivals: LATER_ARRIVALS,
+            ..AgentsDay::default()
+        };
+        day.roll(rule, today);
+        day.stored = Some(stored);
+        day
+    }
+
+    /// Merges the stored part, if awaited and arrived (`wait`: waiting for
+    /// it). A pass that failed sends nothing: what is here then stands.
+    pub fn complete(&mut self, rule: &DayRule, wait: bool) {
+        let Some(receiver) = &self.stored else {
+            return;
+        };
+        let stored = match wait {
+            true => receiver.recv().ok(),
+            false => match receiver.try_recv() {
+                Err(TryRecvError::Empty) => return,
+                arrived => arrived.ok(),
+            },
+        };
+        self.stored = None;
+        let Some(mut stored) = stored else { return };
+        if let Some(today) = self.day {
+            stored.roll(rule, today);
+        }
+        let taken = std::mem::replace(self, stored);
+        self.absorb(&taken);
+        self.arrivals = self.arrivals.max(taken.arrivals);
+    }
+
+    /// Takes again what `other` holds that bears on this day.
+    fn absorb(&mut self, old: &AgentsDay) {
         for agent in &old.agents {
             let t = &agent.timeline;
             let changes = t.changes.iter().map(|(k, s)| (*k, *s));
@@ -849,5 +902,42 @@ mod tests {
             live.timing(amy),
             Some((AgentStatus::WrapUp, ts("2026-11-21T00:10:00Z")))
         );
+    }
+
+    /// After a restart, what is taken while the store's pass runs is merged
+    /// after that pass's part: the same day as folding everything in order.
+    #[test]
+    fn a_day_awaiting_its_stored_part_merges_it_first() {
+        let stored = [
+            In::Status("amy", "2026-11-19T23:00:00Z", AgentStatus::Away),
+            In::Call("a", "09:00:10", Answered("amy")),
+            In::Status("amy", "09:00:10", AgentStatus::Busy),
+        ];
+        let live = [
+            // The same instant as a stored change: it came later, so it wins.
+            In::Status("amy", "09:00:10", AgentStatus::Available),
+            In::Call("a", "09:01:10", Ended),
+        ];
+        let all = fold(&stored.iter().chain(&live).cloned().collect::<Vec<_>>());
+        let (send, receive) = std::sync::mpsc::sync_channel(1);
+        let mut day = AgentsDay::awaiting(receive, &DayRule::utc(), date(2026, 11, 20));
+        for input in &live {
+            take(&mut day, input);
+        }
+        day.complete(&DayRule::utc(), false);
+        assert_eq!(of(&day, "amy"), CallFigures::default(), "not arrived yet");
+        send.send(fold(&stored)).unwrap();
+        day.complete(&DayRule::utc(), true);
+        assert_eq!(summary(&day), summary(&all));
+        assert_eq!(of(&day, "amy"), calls(1, 1, 0, 1, 60));
+        let amy = day.agent("amy").unwrap();
+        assert_eq!(day.timing(amy).map(|t| t.0), Some(AgentStatus::Available));
+        // A pass that failed sends nothing: the day stands as it is.
+        let (send, receive) = std::sync::mpsc::sync_channel::<AgentsDay>(1);
+        let mut day = AgentsDay::awaiting(receive, &DayRule::utc(), date(2026, 11, 20));
+        take(&mut day, &live[1]);
+        drop(send);
+        day.complete(&DayRule::utc(), true);
+        assert_eq!(summary(&day), summary(&fold(&live[1..])));
     }
 }

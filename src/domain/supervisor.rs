@@ -110,6 +110,9 @@ impl Ledger {
 
 /// Builds the detail document (without `seq`, which the hub adds).
 pub fn detail(engine: &Engine, ledger: &mut Ledger) -> Value {
+    // Right after a restart, the agents' day may still await its pass over
+    // the store: a supervisor waits for it once rather than see half a day.
+    ledger.agents.complete(&engine.settings().day, true);
     let (callbacks, chart) = match &ledger.built {
         Some(built) if !ledger.changed => built.clone(),
         _ => {

@@ -33,13 +33,19 @@ fn type_of(line: &str) -> Option<&str> {
 }
 
 impl Journal {
-    /// Calls `each`, in arrival order, with what every event dated `from`
-    /// or later tells the agents' day (a call's events only if dated
-    /// `calls_from` or later); returns how many it read.
+    /// The seq of the last event appended (0 if none).
+    pub fn last_seq(&self) -> i64 {
+        self.last_seq
+    }
+
+    /// Calls `each`, in arrival order, with what every event up to seq
+    /// `through` dated `from` or later tells the agents' day (a call's events
+    /// only if dated `calls_from` or later); returns how many it read.
     pub fn agents_day_since(
         &self,
         from: Timestamp,
         calls_from: Timestamp,
+        through: i64,
         mut each: impl FnMut(Input<'_>),
     ) -> Result<u64, JournalError> {
         let e = self.sqlite();
@@ -57,10 +63,10 @@ impl Journal {
             .conn
             .prepare(
                 "SELECT seq, at_ms, call, body FROM events
-                 WHERE seq >= ?1 AND at_ms >= ?2 ORDER BY seq",
+                 WHERE seq >= ?1 AND seq <= ?3 AND at_ms >= ?2 ORDER BY seq",
             )
             .map_err(&e)?;
-        let mut rows = scan.query([first, ms(from)]).map_err(&e)?;
+        let mut rows = scan.query([first, ms(from), through]).map_err(&e)?;
         let mut read = 0u64;
         while let Some(row) = rows.next().map_err(&e)? {
             let seq: i64 = row.get(0).map_err(&e)?;

@@ -1,12 +1,13 @@
 //! Rebuilds the engine and the supervisor's ledger from the store at start:
 //! settled calls from their recorded rows, every other recent call by
 //! replaying its events at the times they were applied, then heals the
-//! derived rows past the watermark. Beside it, a pass over today's events
-//! folds the agents' day again.
+//! derived rows past the watermark. Then a pass over today's events, on a
+//! thread of its own, folds the agents' day again (the server need not wait).
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
+use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashSet;
 
@@ -34,24 +35,17 @@ pub fn restore(
     let started = std::time::Instant::now();
     let rule = settings.day.clone();
     let mut engine = Engine::new(settings, Timestamp::UNIX_EPOCH);
-    let (rebuilt, agents) = std::thread::scope(|scope| {
-        let agents = scope.spawn(|| agents_day(dir, &rule, now));
-        let rebuilt = rebuild(&mut engine, opening.journal(), dir, now);
-        let agents = agents
-            .join()
-            .expect("the agents' day reader does not panic");
-        (rebuilt, agents)
-    });
+    let rebuilt = rebuild(&mut engine, opening.journal(), dir, now);
     // The check's verdict first: a damaged store may also fail the rebuild.
     let mut journal = opening.finish()?;
     let rebuilt = rebuilt?;
-    let (agents, agent_events, agents_time) = agents?;
     engine.advance(now);
     let mut changes = engine.take_changes();
     // Settled calls count in today's tallies and the supervisor's ledger;
     // the ledger also takes every call the replay counted.
     let mut ledger = Ledger::default();
-    ledger.agents = agents;
+    // Events appended from now on are taken live, so the pass stops before them.
+    ledger.agents = fold_agents_day(dir, rule, engine.today(), journal.last_seq());
     ledger.roll(engine.today());
     for row in &rebuilt.settled {
         let counted = engine.count_of(row.finished_at, row.verdict.clone());
@@ -71,31 +65,50 @@ pub fn restore(
         events = rebuilt.events,
         settled = rebuilt.settled.len(),
         calls = engine.calls_in_memory(),
-        agent_events,
-        "rebuilt the board from {} in {:.2?} (replay {replay_time:.2?}, finished calls {record_time:.2?}; beside them, the agents' day {agents_time:.2?})",
+        "rebuilt the board from {} in {:.2?} (replay {replay_time:.2?}, finished calls {record_time:.2?})",
         dir.display(),
         started.elapsed()
     );
     Ok((journal, engine, ledger))
 }
 
-/// The agents' day as of `now`, folded from the store's events of that day
-/// (and the status changes of the lookback before it), with the count of
-/// events read and the time taken. Runs on its own connection and thread.
-fn agents_day(
-    dir: &Path,
-    rule: &DayRule,
-    now: Timestamp,
-) -> Result<(AgentsDay, u64, std::time::Duration), JournalError> {
-    let started = std::time::Instant::now();
-    let reader = Journal::open_reader(dir)?;
-    let mut day = AgentsDay::default();
-    day.roll(rule, rule.day_of(now));
-    let start = rule.start_of(rule.day_of(now));
-    let events = reader.agents_day_since(start - OPENING_LOOKBACK, start, |input| {
-        day.take_input(input);
-    })?;
-    Ok((day, events, started.elapsed()))
+/// The agents' day of `today`, awaiting the pass that folds the store's
+/// events of that day up to seq `through` (and the status changes of the
+/// lookback before it) on a thread and connection of its own. A failed pass is logged; the day then
+/// holds only what comes after the restart.
+fn fold_agents_day(dir: &Path, rule: DayRule, today: Date, through: i64) -> AgentsDay {
+    let (send, stored) = mpsc::sync_channel(1);
+    let awaiting = AgentsDay::awaiting(stored, &rule, today);
+    let dir = dir.to_owned();
+    let pass = move || {
+        let started = std::time::Instant::now();
+        let mut day = AgentsDay::default();
+        day.roll(&rule, today);
+        let start = rule.start_of(today);
+        let read = Journal::open_reader(&dir).and_then(|reader| {
+            reader.agents_day_since(start - OPENING_LOOKBACK, start, through, |input| {
+                day.take_input(input);
+            })
+        });
+        match read {
+            Ok(events) => {
+                tracing::info!(
+                    events,
+                    "folded the agents' day in {:.2?}",
+                    started.elapsed()
+                );
+                let _ = send.send(day);
+            }
+            Err(e) => tracing::error!("the agents' day lacks the events before the restart: {e}"),
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("agents-day".into())
+        .spawn(pass)
+    {
+        tracing::error!("the agents' day lacks the events before the restart: {e}");
+    }
+    awaiting
 }
 
 /// What a rebuild did: events replayed; the calls that events after the
