@@ -41,11 +41,11 @@ pub fn restore(
     let rebuilt = rebuilt?;
     engine.advance(now);
     let mut changes = engine.take_changes();
-    // Settled calls count in today's tallies and the supervisor's ledger;
-    // the ledger also takes every call the replay counted.
     let mut ledger = Ledger::default();
     // Events appended from now on are taken live, so the pass stops before them.
     ledger.agents = fold_agents_day(dir, rule, engine.today(), journal.last_seq());
+    // Settled calls count in today's tallies and the supervisor's ledger;
+    // the ledger also takes every call the replay counted.
     ledger.roll(engine.today());
     for row in &rebuilt.settled {
         let counted = engine.count_of(row.finished_at, row.verdict.clone());
@@ -74,8 +74,8 @@ pub fn restore(
 
 /// The agents' day of `today`, awaiting the pass that folds the store's
 /// events of that day up to seq `through` (and the status changes of the
-/// lookback before it) on a thread and connection of its own. A failed pass is logged; the day then
-/// holds only what comes after the restart.
+/// lookback before it) on a thread and connection of its own. A failed
+/// pass is logged; the day then holds only what comes after the restart.
 fn fold_agents_day(dir: &Path, rule: DayRule, today: Date, through: i64) -> AgentsDay {
     let (send, stored) = mpsc::sync_channel(1);
     let awaiting = AgentsDay::awaiting(stored, &rule, today);
