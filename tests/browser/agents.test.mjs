@@ -176,7 +176,7 @@ test('the status, the call and the current status total tick each second', async
     busy: r.children[10].textContent,
   }));
   const first = await read();
-  assert.match(first.for, /^2:\d\d$/, 'busy for about two minutes');
+  assert.match(first.for, /^\d+:\d\d$/, 'busy for a couple of minutes');
   await page.waitForFunction((t) => document.querySelector('#agents-day tr[data-agent="Ben Okafor"] .call-time').textContent !== t, first.call);
   const later = await read();
   assert.notEqual(later.for, first.for);
