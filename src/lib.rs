@@ -49,6 +49,6 @@ pub mod summaries;
 pub mod web;
 
 pub use domain::{
-    call, day, definition, engine, event, feed, outcome, patch, protocol, snapshot, stats,
-    supervisor, trends,
+    agents_day, call, day, definition, engine, event, feed, outcome, patch, protocol, snapshot,
+    stats, supervisor, trends,
 };

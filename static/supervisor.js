@@ -383,10 +383,15 @@
   });
   const detailLive = follow('/ws/supervisor', 'detail', {
     onStatus: () => renderStatus(),
-    onDocument: (doc, _seq, patch) => { detail = doc; renderChanged(DETAIL_SECTIONS, patch); },
+    onDocument: (doc, _seq, patch) => {
+      detail = doc;
+      renderChanged(DETAIL_SECTIONS, patch);
+      // Sections in scripts of their own (agents.js) follow this.
+      document.dispatchEvent(new CustomEvent('wallboard:detail', { detail: patch }));
+    },
   });
 
-  window.wallboard = { board: () => board, detail: () => detail, definition: () => definition };
+  window.wallboard = { board: () => board, detail: () => detail, definition: () => definition, serverNow };
   setInterval(tick, 1000);
   renderStatus();
 })();

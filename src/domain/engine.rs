@@ -312,6 +312,16 @@ impl Engine {
 
     /// Takes in a batch of valid events, in order.
     pub fn ingest(&mut self, events: Vec<Event>) -> IngestReport {
+        self.ingest_with(events, |_| {})
+    }
+
+    /// Takes in a batch like [`Engine::ingest`], showing `accepted` each
+    /// event it takes in (every one but repeated ids), before applying it.
+    pub fn ingest_with(
+        &mut self,
+        events: Vec<Event>,
+        mut accepted: impl FnMut(&Event),
+    ) -> IngestReport {
         let mut report = IngestReport::default();
         for mut event in events {
             if let Some(id) = event.id.as_ref().filter(|_| self.settings.dedupe_ids) {
@@ -322,6 +332,7 @@ impl Engine {
                 self.seen_ids.insert(id.as_str().into(), event.at);
             }
             report.accepted += 1;
+            accepted(&event);
             if self.settings.feed_clock && event.at > self.now {
                 self.advance(event.at);
             }

@@ -11,9 +11,11 @@
 //! - [`day`]: the site's days across DST; [`engine`]: all of it together.
 //! - [`protocol`]: the board document's types; [`snapshot`]: builds it;
 //!   [`patch`]: JSON Merge Patch; [`supervisor`]: the supervisor's detail
-//!   (callers, agents), published apart; [`trends`]: past days summed up
-//!   and today against a usual weekday.
+//!   (callers, agents), published apart; [`agents_day`]: each agent's day,
+//!   part of it; [`trends`]: past days summed up and today against a usual
+//!   weekday.
 
+pub mod agents_day;
 pub mod call;
 pub mod day;
 pub mod definition;

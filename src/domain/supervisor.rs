@@ -5,7 +5,8 @@
 //!
 //! The engine forgets finished calls after its late window, so the
 //! [`Ledger`] keeps today's finished calls (their box per definition, caller
-//! and wait) for the day's chart and call-back list; it resets when the day turns.
+//! and wait) for the day's chart and call-back list, and the [`AgentsDay`]
+//! (each agent's calls and time per status today); both turn with the day.
 
 use std::collections::HashMap;
 
@@ -13,9 +14,10 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
-use crate::call::LiveState;
+use crate::agents_day::AgentsDay;
+use crate::call::{Live, LiveState};
 use crate::engine::{Changes, Counted, Engine};
-use crate::event::EventKind;
+use crate::event::{AgentStatus, EventKind};
 use crate::outcome::Outcome;
 use crate::source::status::StatusView;
 
@@ -52,6 +54,8 @@ pub struct Ledger {
     changed: bool,
     /// The call-back list and chart as last built (rebuilt only on a change).
     built: Option<(Value, Value)>,
+    /// Each agent's day, fed every event the engine accepts.
+    pub agents: AgentsDay,
 }
 
 impl Ledger {
@@ -106,6 +110,9 @@ impl Ledger {
 
 /// Builds the detail document (without `seq`, which the hub adds).
 pub fn detail(engine: &Engine, ledger: &mut Ledger) -> Value {
+    // Right after a restart, the agents' day may still await its pass over
+    // the store: a supervisor waits for it once rather than see half a day.
+    ledger.agents.complete(&engine.settings().day, true);
     let (callbacks, chart) = match &ledger.built {
         Some(built) if !ledger.changed => built.clone(),
         _ => {
@@ -121,6 +128,7 @@ pub fn detail(engine: &Engine, ledger: &mut Ledger) -> Value {
         "live_calls": live_calls,
         "live_calls_total": live_total,
         "agents": agents(engine),
+        "agents_day": agents_day(engine, &ledger.agents),
         "callbacks": callbacks,
         "chart": chart,
         "limits": {"live_calls": MAX_LIVE_CALLS, "callbacks": MAX_CALLBACKS, "agents": MAX_AGENTS},
@@ -162,20 +170,26 @@ fn live_calls(engine: &Engine) -> (usize, Vec<Value>) {
     (total, listed)
 }
 
-/// Agents by name, with the call they are on (talking, or ringing).
-fn agents(engine: &Engine) -> Vec<Value> {
-    let mut on_call: HashMap<&str, (&str, LiveState)> = HashMap::new();
+/// The call each agent is on: talking, else ringing.
+fn calls_by_agent(engine: &Engine) -> HashMap<&str, (&str, &Live)> {
+    let mut on_call: HashMap<&str, (&str, &Live)> = HashMap::new();
     for (id, live) in engine.live_calls() {
         if let Some(agent) = &live.agent {
             let rank = |s: LiveState| u8::from(s == LiveState::Talking);
             let better = on_call
                 .get(agent.as_str())
-                .is_none_or(|(_, s)| rank(live.state) > rank(*s));
+                .is_none_or(|(_, l)| rank(live.state) > rank(l.state));
             if better {
-                on_call.insert(agent, (id, live.state));
+                on_call.insert(agent, (id, live));
             }
         }
     }
+    on_call
+}
+
+/// Agents by name, with the call they are on (talking, or ringing).
+fn agents(engine: &Engine) -> Vec<Value> {
+    let on_call = calls_by_agent(engine);
     engine
         .agents()
         .iter()
@@ -190,12 +204,69 @@ fn agents(engine: &Engine) -> Vec<Value> {
             if let Some(reason) = &a.reason {
                 agent["reason"] = json!(reason);
             }
-            if let Some((call, state)) = on_call.get(name.as_str()) {
-                agent["call"] = json!({"call": call, "state": state.as_str()});
+            if let Some((call, live)) = on_call.get(name.as_str()) {
+                agent["call"] = json!({"call": call, "state": live.state.as_str()});
             }
             agent
         })
         .collect()
+}
+
+/// Each agent's day, by name: the agents the engine knows and those with
+/// figures today, each with its calls, time per status, current status and
+/// the call it is on (whose `since` the page ticks from).
+fn agents_day(engine: &Engine, day: &AgentsDay) -> Value {
+    let known = engine.agents();
+    let mut names: Vec<&str> = known.keys().map(String::as_str).collect();
+    names.extend(
+        day.agents()
+            .map(|a| a.name())
+            .filter(|n| !known.contains_key(*n)),
+    );
+    names.sort_unstable();
+    let on_call = calls_by_agent(engine);
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    let rows: Vec<Value> = names
+        .iter()
+        .take(MAX_AGENTS)
+        .map(|name| {
+            let mut row = Map::new();
+            row.insert("name".into(), json!(name));
+            if let Some(a) = known.get(*name) {
+                row.insert("status".into(), a.status.as_str().into());
+                row.insert("since".into(), a.since.to_string().into());
+                if let Some(reason) = &a.reason {
+                    row.insert("reason".into(), json!(reason));
+                }
+            }
+            if let Some((call, live)) = on_call.get(name) {
+                let call = json!({"call": call, "state": live.state.as_str(), "since": live.since.to_string()});
+                row.insert("call".into(), call);
+            }
+            let agent = day.agent(name);
+            let calls = agent.map(|a| *a.calls()).unwrap_or_default();
+            row.insert("offered".into(), calls.offered.into());
+            row.insert("answered".into(), calls.answered.into());
+            row.insert("declined".into(), calls.declined.into());
+            row.insert("handled".into(), calls.handled.into());
+            row.insert("talk_secs".into(), secs(calls.talk_ms).into());
+            let aht = calls.average_handle_ms().map(secs);
+            row.insert("aht_secs".into(), json!(aht));
+            let status_ms = agent.map(|a| a.status_ms()).unwrap_or_default();
+            let status_secs: Map<String, Value> = AgentStatus::ALL
+                .iter()
+                .zip(status_ms)
+                .map(|(s, ms)| (s.as_str().to_owned(), secs(ms).into()))
+                .collect();
+            row.insert("status_secs".into(), Value::Object(status_secs));
+            if let Some((status, since)) = agent.and_then(|a| day.timing(a)) {
+                let timing = json!({"status": status.as_str(), "since": since.to_string()});
+                row.insert("timing".into(), timing);
+            }
+            Value::Object(row)
+        })
+        .collect();
+    json!({"total": names.len(), "agents": rows})
 }
 
 /// Today's callers whose call landed in a call-back box of some definition,

@@ -4,6 +4,7 @@
 //! replay can always rebuild: each finished call as it last counted (past
 //! days and exports) and each agent's latest status.
 
+mod agents;
 mod prune;
 mod rebuild;
 

@@ -1,15 +1,19 @@
 //! Rebuilds the engine and the supervisor's ledger from the store at start:
 //! settled calls from their recorded rows, every other recent call by
 //! replaying its events at the times they were applied, then heals the
-//! derived rows past the watermark.
+//! derived rows past the watermark. Then a pass over today's events, on a
+//! thread of its own, folds the agents' day again (the server need not wait).
 
 use std::path::Path;
 use std::sync::{Arc, mpsc};
 
+use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use rustc_hash::FxHashSet;
 
 use super::{FinishedRow, Journal, JournalError, Opening};
+use crate::agents_day::{AgentsDay, OPENING_LOOKBACK};
+use crate::day::DayRule;
 use crate::engine::{Engine, EngineSettings};
 use crate::event::Event;
 use crate::outcome::Outcome;
@@ -29,6 +33,7 @@ pub fn restore(
     now: Timestamp,
 ) -> Result<(Journal, Engine, Ledger), JournalError> {
     let started = std::time::Instant::now();
+    let rule = settings.day.clone();
     let mut engine = Engine::new(settings, Timestamp::UNIX_EPOCH);
     let rebuilt = rebuild(&mut engine, opening.journal(), dir, now);
     // The check's verdict first: a damaged store may also fail the rebuild.
@@ -36,9 +41,11 @@ pub fn restore(
     let rebuilt = rebuilt?;
     engine.advance(now);
     let mut changes = engine.take_changes();
+    let mut ledger = Ledger::default();
+    // Events appended from now on are taken live, so the pass stops before them.
+    ledger.agents = fold_agents_day(dir, rule, engine.today(), journal.last_seq());
     // Settled calls count in today's tallies and the supervisor's ledger;
     // the ledger also takes every call the replay counted.
-    let mut ledger = Ledger::default();
     ledger.roll(engine.today());
     for row in &rebuilt.settled {
         let counted = engine.count_of(row.finished_at, row.verdict.clone());
@@ -63,6 +70,45 @@ pub fn restore(
         started.elapsed()
     );
     Ok((journal, engine, ledger))
+}
+
+/// The agents' day of `today`, awaiting the pass that folds the store's
+/// events of that day up to seq `through` (and the status changes of the
+/// lookback before it) on a thread and connection of its own. A failed
+/// pass is logged; the day then holds only what comes after the restart.
+fn fold_agents_day(dir: &Path, rule: DayRule, today: Date, through: i64) -> AgentsDay {
+    let (send, stored) = mpsc::sync_channel(1);
+    let awaiting = AgentsDay::awaiting(stored, &rule, today);
+    let dir = dir.to_owned();
+    let pass = move || {
+        let started = std::time::Instant::now();
+        let mut day = AgentsDay::default();
+        day.roll(&rule, today);
+        let start = rule.start_of(today);
+        let read = Journal::open_reader(&dir).and_then(|reader| {
+            reader.agents_day_since(start - OPENING_LOOKBACK, start, through, |input| {
+                day.take_input(input);
+            })
+        });
+        match read {
+            Ok(events) => {
+                tracing::info!(
+                    events,
+                    "folded the agents' day in {:.2?}",
+                    started.elapsed()
+                );
+                let _ = send.send(day);
+            }
+            Err(e) => tracing::error!("the agents' day lacks the events before the restart: {e}"),
+        }
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name("agents-day".into())
+        .spawn(pass)
+    {
+        tracing::error!("the agents' day lacks the events before the restart: {e}");
+    }
+    awaiting
 }
 
 /// What a rebuild did: events replayed; the calls that events after the

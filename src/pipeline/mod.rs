@@ -74,6 +74,8 @@ impl State {
     fn settle(&mut self) {
         let changes = self.engine.take_changes();
         self.ledger.take(self.engine.today(), &changes);
+        let (rule, today) = (&self.engine.settings().day, self.engine.today());
+        self.ledger.agents.roll(rule, today);
         if let Some(unrecorded) = &mut self.unrecorded {
             unrecorded.merge(changes);
         }
@@ -83,6 +85,13 @@ impl State {
     fn tick(&mut self, time: &Timekeeper) {
         time.tick(&mut self.engine);
         self.settle();
+    }
+
+    /// Applies a batch: the engine takes it, and the agents' day every event
+    /// the engine accepted (as the log holds them, so a restart folds the same).
+    fn ingest(&mut self, events: Vec<Event>) -> IngestReport {
+        let agents = &mut self.ledger.agents;
+        self.engine.ingest_with(events, |event| agents.take(event))
     }
 
     /// Refuses `events` if they would open calls beyond the limit.
@@ -190,7 +199,7 @@ impl Pipeline {
                 let mut state = self.shared.state();
                 state.tick(&self.shared.time);
                 state.admit(&events)?;
-                let report = state.engine.ingest(events);
+                let report = state.ingest(events);
                 state.settle();
                 report
             }

@@ -154,7 +154,7 @@ fn commit_group(shared: &Shared, log: &mut impl Log, group: Vec<Request>) {
             .zip(fresh)
             .filter_map(|(event, new)| new.then_some(event))
             .collect();
-        let mut report = state.engine.ingest(events);
+        let mut report = state.ingest(events);
         report.duplicates += repeated;
         replies.push((request.reply, report));
     }

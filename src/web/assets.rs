@@ -7,6 +7,11 @@ use axum::response::{IntoResponse, Response};
 /// (file name, content type, contents) of everything under `/static/`.
 const ASSETS: &[(&str, &str, &str)] = &[
     (
+        "agents.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/agents.js"),
+    ),
+    (
         "board.js",
         "text/javascript; charset=utf-8",
         include_str!("../../static/board.js"),
