@@ -79,7 +79,20 @@ async fn jetstream_on_a_three_server_cluster() {
     assert_eq!(acked.expect("acked with a server down").sequence, 2);
     let mut info = stream.clone();
     assert_eq!(info.info().await.expect("info").state.messages, 2);
-    let revision = kv.create("lease", "n1".into()).await.expect("create");
+    // The bucket's own stream may still be electing a leader after the
+    // kill (its leader may have been the server killed): "no stream found"
+    // until then.
+    let mut revision = None;
+    for _ in 0..100 {
+        match kv.create("lease", "n1".into()).await {
+            Ok(r) => {
+                revision = Some(r);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let revision = revision.expect("create with a server down");
     assert!(kv.update("lease", "n2".into(), revision + 7).await.is_err());
     kv.update("lease", "n2".into(), revision)
         .await
@@ -275,7 +288,11 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
     let scratch = natsd::tempdir::Dir::new("cluster-nodes");
     let block = nats.config_block(3);
     let mut first = Node::start(&scratch.path().join("a"), &block);
-    let second = Node::start(&scratch.path().join("b"), &block);
+    // The survivor knows only the NATS server that will be killed: it must
+    // reconnect to the others (learnt from the cluster) and follow the
+    // stream on from where it was, without a gap or a repeat.
+    let survivor_block = format!("[cluster]\nnats_urls = [{:?}]\nreplicas = 3\n", nats.url(0));
+    let second = Node::start(&scratch.path().join("b"), &survivor_block);
     let http = reqwest::Client::new();
 
     let events = day_of_journeys(8);
@@ -345,7 +362,14 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
         tokio::time::timeout(Duration::from_secs(40), poster)
             .await
             .expect("the day posted in time")
-            .expect("poster");
+            .unwrap_or_else(|e| {
+                let tail = |i: usize| {
+                    let log = nats.log(i);
+                    let lines: Vec<&str> = log.lines().collect();
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                };
+                panic!("poster: {e}\nNATS 1:\n{}\nNATS 2:\n{}", tail(1), tail(2))
+            });
     }
     assert_eq!(posted.load(Ordering::SeqCst), total);
 
@@ -419,4 +443,137 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
             .collect::<Vec<_>>()
             .join("\n"),
     );
+}
+
+/// A node in this process on `nats`, with its store in `dir`.
+async fn node_in_process(
+    nats: &natsd::NatsCluster,
+    replicas: usize,
+    dir: &std::path::Path,
+) -> common::TestServer {
+    let config = Config::parse(&nats.config_block(replicas), "test").expect("config");
+    common::TestServer::start_with(wallboard::server::ServeOptions {
+        config,
+        data_dir: Some(dir.to_owned()),
+        clock: wallboard::clock::Clock::Feed,
+        ..wallboard::server::ServeOptions::new(Config::default())
+    })
+    .await
+}
+
+/// Without a quorum of NATS servers a node answers 503 with a clear body and
+/// applies nothing; once a quorum is back, the same batch is taken, and
+/// posting it again counts it as duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_quorum_answers_503_and_applies_nothing() {
+    if !natsd::available() {
+        return;
+    }
+    let mut nats = natsd::NatsCluster::start(3).await;
+    let dir = natsd::tempdir::Dir::new("no-quorum");
+    let node = node_in_process(&nats, 3, dir.path()).await;
+    let lines = common::journey_lines();
+    let (first, rest) = lines.split_at(40);
+    let answer = node.post_ok(&first.join("\n")).await;
+    assert_eq!(answer["accepted"], 40, "{answer}");
+    let before = common::figures(&node.snapshot().await);
+
+    nats.kill(1);
+    nats.kill(2);
+    let batch = rest.join("\n");
+    let (status, body) = node.post_ndjson(&batch).await;
+    assert_eq!(status, 503, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("cluster did not store"), "{body}");
+    assert!(error.contains("Retry with the same event ids"), "{body}");
+    assert_eq!(
+        common::figures(&node.snapshot().await),
+        before,
+        "nothing applied"
+    );
+
+    nats.restart(1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let answer = loop {
+        let (status, body) = node.post_ndjson(&batch).await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no quorum after a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        answer["accepted"].as_u64().unwrap_or(0) + answer["duplicates"].as_u64().unwrap_or(0),
+        rest.len() as u64,
+        "{answer}"
+    );
+    let again = node.post_ok(&batch).await;
+    assert_eq!(again["duplicates"], rest.len(), "{again}");
+    assert_eq!(again["accepted"], 0, "{again}");
+    let board = node.snapshot().await;
+    assert_eq!(board["outcomes"], {
+        let all = common::TestServer::start().await;
+        all.post_ok(&lines.join("\n")).await;
+        all.snapshot().await["outcomes"].clone()
+    });
+}
+
+/// A node that starts behind the stream says `catching_up` on /healthz (503,
+/// so a load balancer sends viewers elsewhere) until it has applied what the
+/// stream held at its start, then ready; the single-node answer has no
+/// stream fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_says_catching_up_until_the_stream_is_applied() {
+    if !natsd::available() {
+        return;
+    }
+    let nats = natsd::NatsCluster::start(1).await;
+    let writer_dir = natsd::tempdir::Dir::new("catching-up-writer");
+    let writer = node_in_process(&nats, 1, writer_dir.path()).await;
+    // Many small calls, so the other node has a real tail to apply.
+    let mut sent = 0;
+    for batch in 0..40 {
+        let body: String = (0..250)
+            .map(|i| {
+                let n = batch * 250 + i;
+                format!(
+                    "{{\"id\":\"c{n}\",\"call\":\"c{n}\",\"at\":\"2026-11-20T09:{:02}:{:02}Z\",\"type\":\"ended\"}}\n",
+                    n / 60 % 60,
+                    n % 60
+                )
+            })
+            .collect();
+        writer.post_ok(&body).await;
+        sent += 250;
+    }
+    let dir = natsd::tempdir::Dir::new("catching-up");
+    let node = node_in_process(&nats, 1, dir.path()).await;
+    let (status, text) = node.get("/healthz").await;
+    let health: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "catching_up", "{health}");
+    assert_eq!(health["stream_target"], sent, "{health}");
+    let ready = common::within(async {
+        loop {
+            let (status, text) = node.get("/healthz").await;
+            if status == 200 {
+                return serde_json::from_str::<serde_json::Value>(&text).expect("JSON");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(ready["ok"], true, "{ready}");
+    assert!(ready["stream_applied"].as_u64() >= Some(sent), "{ready}");
+    // Published within the fold window after the applier's last chunk.
+    let expected = writer.snapshot().await["outcomes"].clone();
+    assert_eq!(expected["ivr_abandoned"], sent, "{expected}");
+    node.snapshot_when(|s| s["outcomes"] == expected).await;
+    let (_, single) = common::TestServer::start().await.get("/healthz").await;
+    let single: serde_json::Value = serde_json::from_str(&single).expect("JSON");
+    assert_eq!(single.as_object().map(|o| o.len()), Some(2), "{single}");
 }

@@ -23,8 +23,15 @@ pub const RECEIVED_HEADER: &str = "Wallboard-Received";
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(300);
 /// How long a publish waits for its acknowledgement before the batch is refused.
 pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a JetStream API request (stream info, consumer creation) may
+/// take: short, so a follower retries soon while a new meta leader is
+/// elected after a NATS server died (about five seconds).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most messages handed to the applier in one chunk (one commit).
 const CHUNK_MESSAGES: usize = 4096;
+/// How long the consumer may stay quiet before the stream is asked whether
+/// it moved on without it.
+const STALL_CHECK: Duration = Duration::from_secs(2);
 /// Pause before following again after the consumer failed.
 const REFOLLOW_PAUSE: Duration = Duration::from_millis(500);
 
@@ -88,7 +95,7 @@ pub async fn open(
         message,
     };
     let jetstream = jetstream::ContextBuilder::new()
-        .timeout(ACK_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
         .ack_timeout(ACK_TIMEOUT)
         .build(client.clone());
     let stream = jetstream
@@ -237,9 +244,24 @@ async fn follow_once(
         .messages()
         .await
         .map_err(|e| format!("reading its consumer: {e}"))?;
+    let mut watched = stream.clone();
     loop {
-        let Some(first) = messages.next().await else {
-            return Err("the consumer ended".into());
+        let first = match tokio::time::timeout(STALL_CHECK, messages.next()).await {
+            Ok(Some(first)) => first,
+            Ok(None) => return Err("the consumer ended".into()),
+            Err(_) => {
+                // Quiet: fine if the stream is too. A consumer whose server
+                // died goes quiet while the stream moves on, and the client
+                // notices only after missed heartbeats (tens of seconds).
+                match last_sequence(&mut watched).await {
+                    Ok(last) if last > *through => {
+                        return Err(format!(
+                            "the consumer stalled at seq {through} while the stream is at {last}"
+                        ));
+                    }
+                    _ => continue,
+                }
+            }
         };
         let mut chunk = Vec::new();
         let mut next = Some(first);

@@ -21,7 +21,7 @@ use crate::journal::{Journal, JournalError, Pruner};
 
 /// How long an answered batch waits to be applied here (read-your-writes);
 /// past it the batch is answered all the same: it is stored in the cluster.
-const APPLY_WAIT: Duration = Duration::from_secs(10);
+const APPLY_WAIT: Duration = Duration::from_secs(5);
 /// How often the applier, when idle, records derived rows and prunes.
 const APPLIER_IDLE: Duration = Duration::from_millis(500);
 /// Chunks read ahead of the applier.
