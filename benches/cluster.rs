@@ -116,7 +116,8 @@ async fn start_server(dir: &Path, config: Config) -> (String, tokio::sync::onesh
 async fn ingest_rate(posters: usize, config: Config, tag: &str) -> f64 {
     let dir = natsd::tempdir::Dir::new(&format!("bench-{tag}"));
     let (base, stop) = start_server(dir.path(), config).await;
-    let start = Timestamp::now();
+    // An hour ago: a call's events span minutes, none may be in the future.
+    let start = Timestamp::now() - SignedDuration::from_hours(1);
     let calls = (POSTED_EVENTS / 7) as u64;
     let bodies: Vec<String> = (0..calls)
         .flat_map(|n| call_events(tag, n, start))
@@ -133,7 +134,13 @@ async fn ingest_rate(posters: usize, config: Config, tag: &str) -> f64 {
                 (client.clone(), bodies.clone(), format!("{base}/api/events"));
             tokio::spawn(async move {
                 for body in bodies.iter().skip(p).step_by(posters) {
-                    let r = client.post(&url).body(body.clone()).send().await.unwrap();
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
                     assert!(
                         r.status().is_success(),
                         "{}",

@@ -534,12 +534,14 @@ async fn healthz_says_catching_up_until_the_stream_is_applied() {
     let nats = natsd::NatsCluster::start(1).await;
     let writer_dir = natsd::tempdir::Dir::new("catching-up-writer");
     let writer = node_in_process(&nats, 1, writer_dir.path()).await;
-    // Many small calls, so the other node has a real tail to apply.
+    // Many small calls, so the other node has a real tail to apply; in
+    // batches larger than the NATS client's default bound on pending
+    // acknowledgements (5,000), which once blocked a batch for ever.
     let mut sent = 0;
-    for batch in 0..40 {
-        let body: String = (0..250)
+    for (batch, size) in [(0, 6_000), (1, 4_000)] {
+        let body: String = (0..size)
             .map(|i| {
-                let n = batch * 250 + i;
+                let n = batch * 6_000 + i;
                 format!(
                     "{{\"id\":\"c{n}\",\"call\":\"c{n}\",\"at\":\"2026-11-20T09:{:02}:{:02}Z\",\"type\":\"ended\"}}\n",
                     n / 60 % 60,
@@ -548,7 +550,7 @@ async fn healthz_says_catching_up_until_the_stream_is_applied() {
             })
             .collect();
         writer.post_ok(&body).await;
-        sent += 250;
+        sent += size;
     }
     let dir = natsd::tempdir::Dir::new("catching-up");
     let node = node_in_process(&nats, 1, dir.path()).await;

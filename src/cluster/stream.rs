@@ -27,6 +27,8 @@ pub const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// take: short, so a follower retries soon while a new meta leader is
 /// elected after a NATS server died (about five seconds).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Acknowledgements a node may await at once, over all its batches.
+const MAX_ACKS_PENDING: usize = 1 << 22;
 /// Most messages handed to the applier in one chunk (one commit).
 const CHUNK_MESSAGES: usize = 4096;
 /// How long the consumer may stay quiet before the stream is asked whether
@@ -94,11 +96,20 @@ pub async fn open(
         stream: name.to_owned(),
         message,
     };
-    let jetstream = jetstream::ContextBuilder::new()
-        .timeout(REQUEST_TIMEOUT)
+    // A publish's acknowledgement times out after the context's request
+    // timeout, so publishing and following get a context each. The client's
+    // bound on acknowledgements pending (5,000 by default) would block a
+    // large batch, which awaits its acknowledgements only once all is sent:
+    // the batch size limit bounds them instead.
+    let publishing = jetstream::ContextBuilder::new()
+        .timeout(ACK_TIMEOUT)
         .ack_timeout(ACK_TIMEOUT)
+        .max_ack_inflight(MAX_ACKS_PENDING)
         .build(client.clone());
-    let stream = jetstream
+    let following = jetstream::ContextBuilder::new()
+        .timeout(REQUEST_TIMEOUT)
+        .build(client.clone());
+    let stream = following
         .get_or_create_stream(stream::Config {
             name: name.to_owned(),
             subjects: vec![subject(name)],
@@ -111,7 +122,7 @@ pub async fn open(
         .await
         .map_err(|e| failed(e.to_string()))?;
     let writer = StreamWriter {
-        jetstream,
+        jetstream: publishing,
         subject: subject(name),
     };
     Ok((stream, writer))
@@ -265,10 +276,17 @@ async fn follow_once(
         };
         let mut chunk = Vec::new();
         let mut next = Some(first);
+        let mut failed = None;
         // Takes what is already there without waiting, so a catch-up
         // commits thousands of events at once and a quiet stream one.
         while let Some(message) = next {
-            let message = message.map_err(|e| e.to_string())?;
+            let message = match message {
+                Ok(message) => message,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            };
             if let Some(delivered) = decode(&message)
                 && delivered.seq > *through
             {
@@ -280,8 +298,13 @@ async fn follow_once(
             }
             next = futures_util::FutureExt::now_or_never(messages.next()).flatten();
         }
+        // `through` counts what is in the chunk: it goes to the applier
+        // before any failure is reported, or the next consumer would skip it.
         if !chunk.is_empty() && applier.send(chunk).await.is_err() {
             return Ok(());
+        }
+        if let Some(why) = failed {
+            return Err(why);
         }
     }
 }
