@@ -570,6 +570,11 @@ async fn healthz_says_catching_up_until_the_stream_is_applied() {
     })
     .await;
     assert_eq!(ready["ok"], true, "{ready}");
+    let (_, metrics) = node.get("/metrics").await;
+    assert!(
+        metrics.contains("wallboard_stream_catching_up 0"),
+        "{metrics}"
+    );
     assert!(ready["stream_applied"].as_u64() >= Some(sent), "{ready}");
     // Published within the fold window after the applier's last chunk.
     let expected = writer.snapshot().await["outcomes"].clone();

@@ -163,6 +163,7 @@ impl StreamWriter {
         };
         let received = received.as_millisecond().to_string();
         let mut pending = Vec::with_capacity(total);
+        let mut first_error = None;
         for event in events {
             let line = event.to_json_line();
             let id = message_id(event, &line);
@@ -170,15 +171,19 @@ impl StreamWriter {
                 .payload(line.into())
                 .message_id(id)
                 .header(RECEIVED_HEADER, received.as_str());
-            let sent = self
+            match self
                 .jetstream
                 .send_publish(self.subject.clone(), message)
                 .await
-                .map_err(|e| failed(0, e.to_string()))?;
-            pending.push(sent);
+            {
+                Ok(sent) => pending.push(sent),
+                Err(e) => {
+                    first_error = Some(e.to_string());
+                    break;
+                }
+            }
         }
         let mut acks = Vec::with_capacity(total);
-        let mut first_error = None;
         // Every future is awaited, so the count of acknowledged ones is true.
         for sent in pending {
             match sent.await {

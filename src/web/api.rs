@@ -258,6 +258,20 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         "Events whose queue counted under (other): limits.max_queues was reached.",
         folded,
     );
+    if let Some(progress) = app.hub.pipeline().progress() {
+        metric(
+            "stream_applied",
+            "gauge",
+            "The cluster stream's sequence this node has applied through.",
+            progress.applied,
+        );
+        metric(
+            "stream_catching_up",
+            "gauge",
+            "1 while this node applies what the stream held when it started.",
+            u64::from(!progress.caught_up()),
+        );
+    }
     metric(
         "ws_clients",
         "gauge",
