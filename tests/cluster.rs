@@ -552,6 +552,20 @@ async fn healthz_says_catching_up_until_the_stream_is_applied() {
         writer.post_ok(&body).await;
         sent += size;
     }
+    // The stream as a node makes it: file storage, a duplicate window of
+    // five minutes, events kept for the store's retention.
+    let client = async_nats::connect(nats.url(0)).await.expect("connect");
+    let info = jetstream::new(client)
+        .get_stream("wallboard")
+        .await
+        .expect("the stream")
+        .cached_info()
+        .config
+        .clone();
+    assert_eq!(info.subjects, ["wallboard.events"]);
+    assert_eq!(info.storage, jetstream::stream::StorageType::File);
+    assert_eq!(info.duplicate_window, Duration::from_secs(300));
+    assert_eq!(info.max_age, Duration::from_secs(90 * 86_400));
     let dir = natsd::tempdir::Dir::new("catching-up");
     let node = node_in_process(&nats, 1, dir.path()).await;
     let (status, text) = node.get("/healthz").await;

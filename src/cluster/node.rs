@@ -25,6 +25,20 @@ pub async fn open_hub(
         max_age,
     )
     .await?;
+    let made = &events.cached_info().config;
+    if made.num_replicas != settings.replicas
+        || !made.subjects.contains(&stream::subject(&settings.stream))
+    {
+        // An existing stream is used as it is: changing it is the operator's call.
+        tracing::warn!(
+            "stream {} exists with {} replicas and subjects {:?}; [cluster] asks for {} replicas and {:?}",
+            settings.stream,
+            made.num_replicas,
+            made.subjects,
+            settings.replicas,
+            stream::subject(&settings.stream)
+        );
+    }
     // Read before the store is: what the stream held then is what this node
     // must apply before it reports ready.
     let target = stream::last_sequence(&mut events).await?;
