@@ -415,6 +415,15 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
         common::figures(&on_second),
         "both nodes show the same board"
     );
+    // The restarted node rebuilt from its store and read only the tail.
+    let resumed_after: u64 = first
+        .log()
+        .lines()
+        .rev()
+        .find_map(|l| l.split("following stream wallboard after seq ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .expect("the restarted node says where it follows from");
+    assert!(resumed_after > 0, "it applied events before it was killed");
     let health = get_json(&http, &format!("{}/healthz", first.base))
         .await
         .expect("healthz");
