@@ -311,9 +311,12 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
     let mut viewer = common::WsClient::connect(&ws).await;
     let viewing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let watching = viewing.clone();
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counting = seen.clone();
     let viewer_task = tokio::spawn(async move {
         while watching.load(Ordering::SeqCst) {
             let _ = tokio::time::timeout(Duration::from_millis(200), viewer.receive()).await;
+            counting.store(viewer.deltas, Ordering::SeqCst);
         }
         viewer
     });
@@ -354,10 +357,12 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
         );
     }
     first.kill();
+    let deltas_at_node_kill = seen.load(Ordering::SeqCst);
     tokio::time::timeout(Duration::from_secs(20), until(total / 2))
         .await
         .expect("half the day posted");
     nats.kill(0);
+    let deltas_at_nats_kill = seen.load(Ordering::SeqCst);
     for poster in posters {
         tokio::time::timeout(Duration::from_secs(40), poster)
             .await
@@ -434,7 +439,13 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
     let latest = on_second["seq"].as_u64().expect("seq");
     common::within(viewer.wait_for_seq(latest)).await;
     assert_eq!(viewer.snapshots, 1, "the viewer never needed a resync");
-    assert!(viewer.deltas > 10, "{} deltas", viewer.deltas);
+    assert!(
+        0 < deltas_at_node_kill
+            && deltas_at_node_kill < deltas_at_nats_kill
+            && deltas_at_nats_kill < viewer.deltas,
+        "deltas before, between and after the kills: {deltas_at_node_kill}, {deltas_at_nats_kill}, {}",
+        viewer.deltas
+    );
     assert_eq!(common::figures(&viewer.board), common::figures(&on_second));
     let statuses = statuses.lock().unwrap();
     eprintln!(
