@@ -47,12 +47,8 @@ pub async fn open_hub(
         Hub::open_replicated(engine, clock, wall, store, writer)
     })
     .await
-    .map_err(|e| {
-        ClusterError::Store(crate::journal::JournalError::Dir {
-            path: Default::default(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })??;
+    // Opening panicked (a bug): as if the store had stopped.
+    .map_err(|_| ClusterError::Store(crate::journal::JournalError::Stopped))??;
     let (applied, feed) = hub
         .pipeline()
         .take_feed()
