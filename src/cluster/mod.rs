@@ -2,6 +2,9 @@
 //! to the NATS JetStream cluster that replaces the local journal as the log.
 //! Without `[cluster]` the server is one node with its SQLite store, as before.
 
+pub mod node;
+pub mod stream;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -147,6 +150,15 @@ pub enum ClusterError {
         /// Why.
         message: String,
     },
+    /// The stream cannot be opened.
+    #[error(transparent)]
+    Stream(stream::StreamError),
+    /// This node's store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] crate::journal::JournalError),
+    /// A node keeps its cache of the stream in a store.
+    #[error("[cluster] needs a store: give --data-dir")]
+    NoStore,
 }
 
 /// A connection to the cluster: the client and its JetStream context.

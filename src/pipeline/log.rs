@@ -1,6 +1,7 @@
-//! The log a batch is made durable in before it is applied. Today the SQLite
-//! journal; a replicated log (NATS JetStream, say) fits the same trait: its
-//! `append` returns once the log acknowledged, and every node applies in log order.
+//! The log a batch is made durable in before it is applied: the SQLite
+//! journal. A cluster's log (NATS JetStream) is not one more `Log`: there a
+//! batch is applied when the stream brings it back, on every node, in stream
+//! order (see `replica.rs`), and the journal is each node's cache of it.
 
 use jiff::Timestamp;
 use jiff::civil::Date;
