@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, WallClock, system_clock};
+use crate::cluster::placement::Placement;
 use crate::config::Config;
 use crate::hub::{Hub, StoreSettings};
 use crate::journal::JournalError;
@@ -170,6 +171,10 @@ async fn serve_checked(
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
     let checkpoints = Checkpoints::new(options.data_dir.as_deref());
     let clock = (options.clock, options.wall.clone());
+    let placement = match &state.config.cluster {
+        Some(cluster) => Some(Placement::new(cluster, listener.local_addr()?)),
+        None => None,
+    };
     let feeds = source::start_all(
         &state.config.sources,
         &hub,
@@ -177,6 +182,7 @@ async fn serve_checked(
         &checkpoints,
         clock,
         &signal,
+        placement,
     );
     let limits = state.config.security.limits.clone();
     let stop = async move {

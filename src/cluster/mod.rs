@@ -2,6 +2,9 @@
 //! to the NATS JetStream cluster that replaces the local journal as the log.
 //! Without `[cluster]` the server is one node with its SQLite store, as before.
 
+pub mod lease;
+pub mod placement;
+
 use std::path::PathBuf;
 
 use serde::Deserialize;
