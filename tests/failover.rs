@@ -192,6 +192,22 @@ impl Node {
     async fn kill(mut self) {
         self.child.kill().await.expect("SIGKILL");
     }
+
+    /// SIGTERM, as a service manager stops it: a clean stop.
+    async fn terminate(mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        assert!(sent.success());
+        let stopped = tokio::time::timeout(common::WAIT, self.child.wait()).await;
+        assert!(
+            stopped.expect("stopped in time").expect("exit").success(),
+            "node {} stops cleanly",
+            self.name
+        );
+    }
 }
 
 /// Whether a source entry has stored the row at `until`.
@@ -224,7 +240,7 @@ async fn the_queue_log_source_moves_to_the_other_node_when_its_leader_dies() {
     let nats = natsd::NatsCluster::start(1).await;
     let dir = natsd::tempdir::Dir::new("failover");
     let log = dir.path().join("queue_log");
-    let (first, second) = (rows(0..30), rows(30..60));
+    let (first, second, third) = (rows(0..30), rows(30..60), rows(60..70));
     append(&log, &first);
     let config = |node: &str| {
         format!(
@@ -326,4 +342,41 @@ async fn the_queue_log_source_moves_to_the_other_node_when_its_leader_dies() {
         30,
         "the second half's calls: {board}"
     );
+
+    // The killed node comes back under the same name: the lease is the
+    // survivor's, so it stands by. The survivor is then stopped cleanly: it
+    // releases the lease and the other takes over at once, from where the
+    // survivor's checkpoint left the file.
+    let back = Node::start(leader_name, dir.path(), &config(leader_name)).await;
+    back.source_when(TAKEOVER_WITHIN, |s| standing_by(s, survivor.name))
+        .await;
+    let stopped = Instant::now();
+    survivor.terminate().await;
+    append(&log, &third);
+    back.source_when(common::WAIT, |s| running(s, back.name))
+        .await;
+    let after = stopped.elapsed();
+    assert!(
+        after < Duration::from_secs(4),
+        "a released lease is taken at once, not after it expires: {after:?}"
+    );
+    let resumed = back
+        .source_when(common::WAIT, |s| stored_until(s, last_time(&third)))
+        .await;
+    let third_events = wallboard::source::offline::read_file(Format::QueueLog, &{
+        let file = dir.path().join("third");
+        std::fs::write(&file, &third).expect("third part");
+        file
+    })
+    .expect("read")
+    .len();
+    assert_eq!(
+        resumed["events"].as_i64(),
+        Some(third_events as i64),
+        "only the rows after the survivor's checkpoint: {resumed}"
+    );
+    let first_and_third = dir.path().join("first-and-third");
+    std::fs::write(&first_and_third, format!("{first}{third}")).expect("file");
+    let board = back.get("/api/snapshot").await;
+    assert_board_is_classify(&board, &first_and_third, "the restarted node's board");
 }
