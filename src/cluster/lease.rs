@@ -212,20 +212,30 @@ impl Lease {
                 Err(why) => Tenure::Unknown { why },
             };
         }
-        let entry = match within(self.bucket.entry(self.key.clone())).await {
-            Ok(entry) => entry,
-            Err(why) => return Tenure::Unknown { why },
-        };
-        let current = entry.as_ref().map(Current::of);
-        let now = self.origin.elapsed();
-        let expected = match self.watch.decide(&self.me, current.as_ref(), now) {
-            Decision::StandBy { leader } => return Tenure::StandBy { leader },
-            Decision::Create => None,
-            Decision::Claim { revision } | Decision::Renew { revision } => Some(revision),
-        };
-        match self.write(expected).await {
-            Ok(revision) => self.hold(revision),
-            Err(why) => Tenure::Unknown { why },
+        let mut failed: Option<String> = None;
+        loop {
+            let entry = match within(self.bucket.entry(self.key.clone())).await {
+                Ok(entry) => entry,
+                Err(why) => return Tenure::Unknown { why },
+            };
+            let current = entry.as_ref().map(Current::of);
+            let now = self.origin.elapsed();
+            let expected = match (self.watch.decide(&self.me, current.as_ref(), now), &failed) {
+                (Decision::StandBy { leader }, _) => return Tenure::StandBy { leader },
+                // Our write landed, though its answer was lost.
+                (Decision::Renew { revision }, Some(_)) => return self.hold(revision),
+                (_, Some(why)) => return Tenure::Unknown { why: why.clone() },
+                (Decision::Create, None) => None,
+                (Decision::Claim { revision } | Decision::Renew { revision }, None) => {
+                    Some(revision)
+                }
+            };
+            match self.write(expected).await {
+                Ok(revision) => return self.hold(revision),
+                // Another node got there first, or no answer: the lease as
+                // it is now tells which (once).
+                Err(why) => failed = Some(why),
+            }
         }
     }
 
