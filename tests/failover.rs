@@ -22,6 +22,9 @@ const DAY_START: i64 = 1_795_680_000;
 /// Longest wait for a takeover: the lease (6 s) plus a look (1 s), with room
 /// for a slow machine.
 const TAKEOVER_WITHIN: Duration = Duration::from_secs(15);
+/// A holder cut off stops at most a renewal interval plus a bucket timeout
+/// after its last renewal (2 s + 2 s): before the lease (6 s) lets anyone claim.
+const CUT_OFF_WITHIN: Duration = Duration::from_secs(6);
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_wallboard")
@@ -379,4 +382,52 @@ async fn the_queue_log_source_moves_to_the_other_node_when_its_leader_dies() {
     std::fs::write(&first_and_third, format!("{first}{third}")).expect("file");
     let board = back.get("/api/snapshot").await;
     assert_board_is_classify(&board, &first_and_third, "the restarted node's board");
+}
+
+// A holder cut off from the cluster stops its source at once (it can no
+// longer renew, so another node may soon claim), and runs it again, from its
+// checkpoint, once the cluster answers and the lease is still its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_cut_off_from_the_cluster_stops_its_source() {
+    if !natsd::available() {
+        return;
+    }
+    let mut nats = natsd::NatsCluster::start(1).await;
+    let dir = natsd::tempdir::Dir::new("cut-off");
+    let log = dir.path().join("queue_log");
+    let (before, after) = (rows(0..6), rows(6..12));
+    append(&log, &before);
+    let config = format!(
+        "{}node = \"a\"\n\n[[source]]\nkind = \"queue-log\"\nname = \"pbx\"\npath = {:?}\nfrom = \"start\"\n",
+        nats.config_block(1),
+        log.display().to_string(),
+    );
+    let a = Node::start("a", dir.path(), &config).await;
+    a.source_when(TAKEOVER_WITHIN, |s| {
+        s["state"] == "connected" && stored_until(s, last_time(&before))
+    })
+    .await;
+
+    let cut = Instant::now();
+    nats.kill(0);
+    let stopped = a
+        .source_when(TAKEOVER_WITHIN, |s| s["state"] == "connecting")
+        .await;
+    let error = stopped["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("lease: "), "{stopped}");
+    assert!(
+        cut.elapsed() < CUT_OFF_WITHIN,
+        "stopped before another node could claim: {:?}",
+        cut.elapsed()
+    );
+
+    nats.restart(0).await;
+    append(&log, &after);
+    let back = a
+        .source_when(Duration::from_secs(30), |s| {
+            s["state"] == "connected" && stored_until(s, last_time(&after))
+        })
+        .await;
+    assert_eq!(back["node"], "a");
+    assert_eq!(back["skipped"], 0, "{back}");
 }
