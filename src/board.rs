@@ -405,9 +405,9 @@ pub struct RawBoard {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawThreshold {
-    warn: Option<f64>,
-    alert: Option<f64>,
-    below: Option<bool>,
+    pub(crate) warn: Option<f64>,
+    pub(crate) alert: Option<f64>,
+    pub(crate) below: Option<bool>,
 }
 
 /// The boards of the site.
@@ -564,7 +564,11 @@ fn validate(
 
 /// Levels in the tile's units → the JSON's units; service level and other
 /// percentages default to `below` only for service level.
-fn threshold(key: &str, raw: &RawThreshold, format: Format) -> Result<Threshold, ConfigError> {
+pub(crate) fn threshold(
+    key: &str,
+    raw: &RawThreshold,
+    format: Format,
+) -> Result<Threshold, ConfigError> {
     if raw.warn.is_none() && raw.alert.is_none() {
         return Err(invalid(key, "give `warn`, `alert` or both"));
     }

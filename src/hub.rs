@@ -23,7 +23,9 @@ use crate::protocol::to_value;
 use crate::publish::{FOLD_WINDOW, Feed, Frame, Published, TICK};
 use crate::snapshot;
 use crate::source::Sources;
+use crate::summaries::Summaries;
 use crate::supervisor::{self, Ledger};
+use crate::trends::Trends;
 
 /// The durable store's settings.
 #[derive(Debug, Clone)]
@@ -66,6 +68,8 @@ pub struct Hub {
     /// The sources whose state the board and the detail show, and the wall
     /// clock their times are in.
     sources: RwLock<Option<(Arc<Sources>, WallClock)>>,
+    /// The trends' cached daily summaries.
+    summaries: Summaries,
 }
 
 impl Hub {
@@ -113,6 +117,7 @@ impl Hub {
     fn assemble(pipeline: Pipeline, store: Option<StoreSettings>) -> Hub {
         let board = snapshot::today(&pipeline.state().engine);
         Hub {
+            summaries: Summaries::new(store.clone()),
             pipeline,
             board: Feed::new("board", board),
             detail: Feed::new("detail", json!({})),
@@ -123,6 +128,18 @@ impl Hub {
             groups: RwLock::new(Vec::new()),
             sources: RwLock::new(None),
         }
+    }
+
+    /// The store's settings, if there is one.
+    pub fn store(&self) -> Option<&StoreSettings> {
+        self.store.as_ref()
+    }
+
+    /// Waits until the store's derived rows (finished calls, agents) hold
+    /// every change applied before this call: an empty batch through the
+    /// writer records them in its commit, as every batch does.
+    pub async fn record_derived(&self) -> Result<(), SubmitError> {
+        self.pipeline.submit(Vec::new()).await.map(|_| ())
     }
 
     /// Counters for `/metrics`.
@@ -242,6 +259,12 @@ impl Hub {
             }
             snapshot::past_board(engine, day, &scope)
         })))
+    }
+
+    /// The trends of the `span_days` days before today and today so far
+    /// (see [`crate::summaries`]).
+    pub async fn trends(&self, span_days: u32) -> Result<Trends, JournalError> {
+        self.summaries.trends(&self.pipeline, span_days).await
     }
 
     /// Builds the board (and the detail, if watched) now and publishes what

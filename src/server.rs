@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::alert::Alerts;
 use crate::clock::{Clock, WallClock, system_clock};
 use crate::cluster::placement::Placement;
 use crate::config::Config;
@@ -159,16 +160,19 @@ async fn serve_checked(
         config.sources.push(demo::source_config());
     }
     let sources = Arc::new(Sources::new(&config.sources, (options.wall)()));
+    let alerts = Arc::new(Alerts::new(config.alerts.clone()));
     let state = Arc::new(AppState {
         hub: hub.clone(),
         config: Arc::new(config),
         shutdown: signal.clone(),
         sources: sources.clone(),
+        alerts,
     });
     hub.set_groups(state.config.boards.queue_groups());
     hub.set_sources(sources.clone(), options.wall.clone());
     hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
+    let alerting = state.alerts.start(hub.clone(), &signal);
     let checkpoints = Checkpoints::new(options.data_dir.as_deref());
     let clock = (options.clock, options.wall.clone());
     let placement = match &state.config.cluster {
@@ -192,6 +196,9 @@ async fn serve_checked(
     // Our own accept loop (not `axum::serve`): connection limits and a header read timeout.
     let result = web::conn::serve(listener, web::app(state), &limits, stop).await;
     let _ = publisher.await;
+    for task in alerting {
+        let _ = task.await;
+    }
     for feed in feeds {
         let _ = feed.await;
     }

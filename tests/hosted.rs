@@ -547,3 +547,40 @@ async fn routes_find_their_source_by_kind() {
     let (status, _) = post_taskrouter(&server, "", form, Some("x")).await;
     assert_eq!(status, 404);
 }
+
+/// A hosted route is held to `max_open_calls` like `POST /api/events`: 429
+/// with `Retry-After` (the vendor retries), not 503 as if the store failed.
+#[tokio::test]
+async fn connect_beyond_the_open_calls_cap_is_told_to_retry() {
+    let (server, _dir) = start_with_sources(
+        "[limits]\nmax_open_calls = 1\n[[source]]\nkind = \"connect\"\nname = \"aws\"\n",
+    )
+    .await;
+    let mut refused = None;
+    // Each call's first record only: the second opens a second call.
+    let starts = lines(CONNECT)
+        .into_iter()
+        .filter(|line| line.contains(r#""eventType":"INITIATED""#));
+    for line in starts {
+        let response = reqwest::Client::new()
+            .post(server.url("/api/sources/connect"))
+            .header("content-type", "application/json")
+            .bearer_auth("ingest-1")
+            .body(line.to_owned())
+            .send()
+            .await
+            .expect("request");
+        match response.status().as_u16() {
+            200 => {}
+            status => {
+                let retry = response.headers().get("retry-after").cloned();
+                refused = Some((status, retry, response.text().await.unwrap_or_default()));
+                break;
+            }
+        }
+    }
+    let (status, retry, body) = refused.expect("a second open call is refused");
+    assert_eq!(status, 429, "{body}");
+    assert!(retry.is_some(), "Retry-After is set");
+    assert!(body.contains("max_open_calls"), "{body}");
+}

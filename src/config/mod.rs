@@ -46,6 +46,11 @@ pub struct RawConfig {
     source: Vec<crate::source::config::RawSource>,
     /// `[cluster]`: run as one node of several (see `cluster/mod.rs`).
     cluster: Option<crate::cluster::RawCluster>,
+    /// `[[alert]]` rules and `[[alert_target]]`s (see `alert/config.rs`).
+    #[serde(default)]
+    alert: Vec<crate::alert::config::RawAlert>,
+    #[serde(default)]
+    alert_target: Vec<crate::alert::config::RawTarget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +67,8 @@ struct RawSite {
     window_minutes: Option<i64>,
     late_window_minutes: Option<i64>,
     stale_after_minutes: Option<i64>,
+    /// The server's address as people reach it, for links in alerts.
+    public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +145,8 @@ pub struct Config {
     pub sources: Vec<crate::source::SourceConfig>,
     /// `[cluster]`, when this node is one of several sharing a NATS JetStream log.
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// Alert rules and targets (`[[alert]]`, `[[alert_target]]`).
+    pub alerts: crate::alert::AlertConfig,
 }
 
 impl Default for Config {
@@ -281,6 +290,14 @@ impl Config {
         let boards = crate::board::Boards::from_raw(raw.board, &definitions, &default_definition)?;
         let security = crate::security::Security::from_raw(raw.auth, raw.limits, raw.web)?;
         let sources = crate::source::config::sources(raw.source)?;
+        let alerts = crate::alert::config::validate(
+            raw.alert,
+            raw.alert_target,
+            raw.site.public_url,
+            &boards,
+            &definitions,
+            &default_definition,
+        )?;
         let cluster = raw
             .cluster
             .map(crate::cluster::ClusterSettings::from_raw)
@@ -288,6 +305,7 @@ impl Config {
         Ok(Config {
             sources,
             cluster,
+            alerts,
             boards,
             retention_days,
             engine: EngineSettings {

@@ -28,6 +28,11 @@ impl DayRule {
         &self.tz
     }
 
+    /// The local time each day starts at.
+    pub fn start_time(&self) -> Time {
+        self.start
+    }
+
     /// The time zone's IANA name, or its offset when it is a fixed offset
     /// (no clock read: the domain takes time as a value). Zones come from
     /// the IANA database, so a rule with neither is not configured; it reads as UTC.

@@ -820,7 +820,9 @@ impl Engine {
     }
 }
 
-fn count_of(settings: &EngineSettings, finished_at: Timestamp, verdict: Verdict) -> Counted {
+/// How a call finished at `finished_at` with `verdict` counts under `settings`
+/// (for past days read from the store off the engine's lock).
+pub fn count_of(settings: &EngineSettings, finished_at: Timestamp, verdict: Verdict) -> Counted {
     let contribution = Contribution {
         outcome: verdict.outcome,
         wait_ms: verdict.wait_ms,

@@ -11,7 +11,8 @@
 //! - [`day`]: the site's days across DST; [`engine`]: all of it together.
 //! - [`protocol`]: the board document's types; [`snapshot`]: builds it;
 //!   [`patch`]: JSON Merge Patch; [`supervisor`]: the supervisor's detail
-//!   (callers, agents), published apart.
+//!   (callers, agents), published apart; [`trends`]: past days summed up
+//!   and today against a usual weekday.
 
 pub mod call;
 pub mod day;
@@ -25,3 +26,4 @@ pub mod protocol;
 pub mod snapshot;
 pub mod stats;
 pub mod supervisor;
+pub mod trends;

@@ -128,6 +128,19 @@ pub struct Verdict {
     pub agent: Option<String>,
     /// The caller's number (`from` of its `call_started`).
     pub caller: Option<String>,
+    /// When it started, queued and was answered (for exports).
+    pub times: CallTimes,
+}
+
+/// The moments of a call that exports show beside its finishing time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallTimes {
+    /// Its first `call_started`, else its earliest event.
+    pub started_at: Option<Timestamp>,
+    /// Its first `queued`.
+    pub queued_at: Option<Timestamp>,
+    /// Its first `answered`.
+    pub answered_at: Option<Timestamp>,
 }
 
 /// Facts gathered in one pass over a sorted history.
@@ -136,6 +149,7 @@ struct Facts {
     outbound: bool,
     dialer: bool,
     seen_call_started: bool,
+    started_at: Option<Timestamp>,
     dead_end: bool,
     voicemail_dropped: bool,
     self_served: bool,
@@ -170,6 +184,7 @@ impl Facts {
                     ..
                 } if !f.seen_call_started => {
                     f.seen_call_started = true;
+                    f.started_at = Some(at);
                     f.outbound = *direction == Direction::Outbound;
                     f.dialer = *dialer;
                     f.caller = from.as_ref().map(|_| i);
@@ -315,6 +330,11 @@ pub fn decide(history: &[HistoryEvent], finished_at: Timestamp) -> Verdict {
             EventKind::CallStarted { from, .. } => from.clone(),
             _ => None,
         }),
+        times: CallTimes {
+            started_at: facts.started_at.or(history.first().map(|e| e.at)),
+            queued_at: facts.first_queued,
+            answered_at: facts.first_answered.map(|i| history[i].at),
+        },
     }
 }
 
@@ -607,5 +627,38 @@ mod tests {
         let later = Timestamp::from_nanosecond(t.as_nanosecond() + 29_999_400_000).unwrap();
         assert_eq!(millis_between(t, later), 29_999);
         assert_eq!(millis_between(later, t), 0);
+    }
+
+    #[test]
+    fn times_are_the_first_start_queue_and_answer() {
+        use Direction::Inbound;
+        let full = run(vec![
+            (0, started(Inbound, false)),
+            (5, queued("q")),
+            (8, offered()),
+            (10, answered()),
+            (20, transferred(Some("r"))),
+            (25, queued("r")),
+            (30, answered()),
+            (40, ended()),
+        ]);
+        assert_eq!(
+            full.times,
+            CallTimes {
+                started_at: Some(at(0)),
+                queued_at: Some(at(5)),
+                answered_at: Some(at(10)),
+            }
+        );
+        // No `call_started`: the call started with its earliest event.
+        let bare = run(vec![(3, queued("q")), (9, ended())]);
+        assert_eq!(
+            bare.times,
+            CallTimes {
+                started_at: Some(at(3)),
+                queued_at: Some(at(3)),
+                answered_at: None,
+            }
+        );
     }
 }

@@ -22,6 +22,14 @@ pub struct Contribution {
     pub boxes: Vec<usize>,
 }
 
+impl Contribution {
+    /// Whether the call counts as offered: a finished inbound call that reached staff.
+    pub fn offered(&self) -> bool {
+        let inbound = !self.outcome.is_outbound() && self.outcome != Outcome::Expired;
+        inbound && self.reached_staff
+    }
+}
+
 /// Settings of the figures (outcomes.md "Daily and rolling figures").
 #[derive(Debug, Clone, PartialEq)]
 pub struct FigureSettings {
@@ -105,8 +113,7 @@ impl Tally {
                 .collect();
         }
         self.outcomes[c.outcome.index()] += sign;
-        let inbound = !c.outcome.is_outbound() && c.outcome != Outcome::Expired;
-        if inbound && c.reached_staff {
+        if c.offered() {
             self.offered += sign;
         }
         if c.outcome == Outcome::QueueAbandoned

@@ -372,6 +372,7 @@ mod tests {
             queue: None,
             agent: None,
             caller: None,
+            times: Default::default(),
         };
         let counted = engine.count_of("2026-11-20T10:00:00Z".parse().unwrap(), verdict.clone());
         ledger.record("x", &counted);

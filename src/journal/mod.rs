@@ -2,7 +2,7 @@
 //! in arrival order, with the engine time it was applied at (so a replay
 //! makes the same late and expiry decisions), plus two derived tables that a
 //! replay can always rebuild: each finished call as it last counted (past
-//! days) and each agent's latest status.
+//! days and exports) and each agent's latest status.
 
 mod prune;
 mod rebuild;
@@ -10,6 +10,7 @@ mod rebuild;
 pub use prune::Pruner;
 pub use rebuild::restore;
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -18,10 +19,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::engine::Changes;
 use crate::event::{AgentStatus, Event};
-use crate::outcome::{Outcome, Verdict};
+use crate::outcome::{CallTimes, Outcome, Verdict};
 
 /// The schema this build writes; a store with another is refused, never rewritten.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 /// The database file's name in the data directory.
 pub const DB_FILE: &str = "wallboard.sqlite3";
 
@@ -46,9 +47,13 @@ CREATE TABLE finished_calls (
     queue TEXT,
     agent TEXT,
     caller TEXT,
-    finished_at TEXT NOT NULL
+    finished_at TEXT NOT NULL,
+    started_at TEXT,
+    queued_at TEXT,
+    answered_at TEXT
 );
 CREATE INDEX finished_calls_day ON finished_calls(day);
+CREATE INDEX finished_calls_day_finished ON finished_calls(day, finished_at, call);
 CREATE TABLE agents (
     agent TEXT PRIMARY KEY,
     status TEXT NOT NULL,
@@ -61,6 +66,22 @@ CREATE TABLE meta (
     value INTEGER NOT NULL
 );
 ";
+
+/// From version 2 to 3: the times exports show, and their order.
+const TO_VERSION_3: &str = "
+ALTER TABLE finished_calls ADD COLUMN started_at TEXT;
+ALTER TABLE finished_calls ADD COLUMN queued_at TEXT;
+ALTER TABLE finished_calls ADD COLUMN answered_at TEXT;
+CREATE INDEX finished_calls_day_finished ON finished_calls(day, finished_at, call);
+";
+
+/// A day's finished calls, as [`Journal::finished_row`] reads them.
+const FINISHED_ON: &str = "SELECT call, finished_at, outcome, wait_ms, reached_staff, queue, agent,
+    caller, started_at, queued_at, answered_at FROM finished_calls WHERE day = ?1";
+/// The same in order of finishing (read along its index, never sorted whole).
+const FINISHED_IN_ORDER: &str = "SELECT call, finished_at, outcome, wait_ms, reached_staff, queue,
+    agent, caller, started_at, queued_at, answered_at FROM finished_calls
+    INDEXED BY finished_calls_day_finished WHERE day = ?1 ORDER BY finished_at, call";
 
 /// `meta` key: every finished call touched by events up to this seq is recorded.
 const DERIVED_THROUGH: &str = "derived_through";
@@ -131,7 +152,7 @@ pub struct FinishedRow {
     pub finished_at: Timestamp,
     /// The site day it counts in.
     pub day: Date,
-    /// Outcome, wait, reach, queue, agent, caller.
+    /// Outcome, wait, reach, queue, agent, caller, times.
     pub verdict: Verdict,
 }
 
@@ -402,11 +423,16 @@ impl Journal {
                 tx.commit().map_err(&e)
             }
             (SCHEMA_VERSION, _) => Ok(()),
-            (1, _) => {
-                // Version 2 added the agents' pause reasons.
+            (1 | 2, _) => {
                 let tx = self.conn.unchecked_transaction().map_err(&e)?;
-                tx.execute_batch("ALTER TABLE agents ADD COLUMN reason TEXT;")
-                    .map_err(&e)?;
+                if version == 1 {
+                    // Version 2 added the agents' pause reasons.
+                    tx.execute_batch("ALTER TABLE agents ADD COLUMN reason TEXT;")
+                        .map_err(&e)?;
+                }
+                // Version 3 added the calls' times for exports; rows written
+                // before keep them empty.
+                tx.execute_batch(TO_VERSION_3).map_err(&e)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                     .map_err(&e)?;
                 tx.commit().map_err(&e)
@@ -670,52 +696,81 @@ impl Journal {
 
     /// The finished calls of a past day.
     pub fn finished_on(&self, day: Date) -> Result<Vec<FinishedRow>, JournalError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT call, finished_at, outcome, wait_ms, reached_staff, queue, agent, caller
-                 FROM finished_calls WHERE day = ?1",
-            )
-            .map_err(self.sqlite())?;
-        let rows = stmt
-            .query_map([day.to_string()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, bool>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<String>>(7)?,
-                ))
+        let mut rows = Vec::new();
+        self.read_finished(FINISHED_ON, day, |row| {
+            rows.push(row);
+            ControlFlow::Continue(())
+        })?;
+        Ok(rows)
+    }
+
+    /// Hands the finished calls of `day` to `each` one at a time, in order
+    /// of finishing time (then call id), until it breaks: a day of any size
+    /// is read in bounded memory.
+    pub fn each_finished_on(
+        &self,
+        day: Date,
+        each: impl FnMut(FinishedRow) -> ControlFlow<()>,
+    ) -> Result<(), JournalError> {
+        self.read_finished(FINISHED_IN_ORDER, day, each)
+    }
+
+    fn read_finished(
+        &self,
+        sql: &str,
+        day: Date,
+        mut each: impl FnMut(FinishedRow) -> ControlFlow<()>,
+    ) -> Result<(), JournalError> {
+        let e = self.sqlite();
+        let mut stmt = self.conn.prepare(sql).map_err(&e)?;
+        let mut rows = stmt.query([day.to_string()]).map_err(&e)?;
+        while let Some(row) = rows.next().map_err(&e)? {
+            if each(self.finished_row(row, day)?).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One row of [`FINISHED_ON`] or [`FINISHED_IN_ORDER`].
+    fn finished_row(&self, r: &rusqlite::Row<'_>, day: Date) -> Result<FinishedRow, JournalError> {
+        let e = self.sqlite();
+        let call: String = r.get(0).map_err(&e)?;
+        let bad = |message: String| JournalError::Foreign {
+            path: self.path.clone(),
+            message,
+        };
+        let time = |i: usize, what: &str| -> Result<Option<Timestamp>, JournalError> {
+            let text: Option<String> = r.get(i).map_err(&e)?;
+            text.map(|t| {
+                t.parse()
+                    .map_err(|_| bad(format!("call {call}: bad {what} time {t:?}")))
             })
-            .map_err(self.sqlite())?;
-        rows.map(|row| {
-            let (call, finished_at, outcome, wait_ms, reached_staff, queue, agent, caller) =
-                row.map_err(self.sqlite())?;
-            let bad = |message: String| JournalError::Foreign {
-                path: self.path.clone(),
-                message,
-            };
-            Ok(FinishedRow {
-                finished_at: finished_at
-                    .parse()
-                    .map_err(|_| bad(format!("call {call}: bad finishing time {finished_at:?}")))?,
-                day,
-                verdict: Verdict {
-                    outcome: Outcome::from_name(&outcome)
-                        .ok_or_else(|| bad(format!("call {call}: unknown outcome {outcome:?}")))?,
-                    wait_ms,
-                    reached_staff,
-                    queue,
-                    agent,
-                    caller,
-                },
-                call,
-            })
+            .transpose()
+        };
+        let finished_at =
+            time(1, "finishing")?.ok_or_else(|| bad(format!("call {call}: no finishing time")))?;
+        let outcome: String = r.get(2).map_err(&e)?;
+        let verdict = Verdict {
+            outcome: Outcome::from_name(&outcome)
+                .ok_or_else(|| bad(format!("call {call}: unknown outcome {outcome:?}")))?,
+            wait_ms: r.get(3).map_err(&e)?,
+            reached_staff: r.get(4).map_err(&e)?,
+            queue: r.get(5).map_err(&e)?,
+            agent: r.get(6).map_err(&e)?,
+            caller: r.get(7).map_err(&e)?,
+            times: CallTimes {
+                started_at: time(8, "start")?,
+                queued_at: time(9, "queueing")?,
+                answered_at: time(10, "answer")?,
+            },
+        };
+        Ok(FinishedRow {
+            call,
+            finished_at,
+            day,
+            verdict,
         })
-        .collect()
     }
 
     /// Whether any finished call is recorded for `day`.
@@ -799,11 +854,14 @@ fn write_derived(
         params![DERIVED_THROUGH, through],
     )?;
     let mut upsert = tx.prepare_cached(
-        "INSERT INTO finished_calls (call, day, outcome, wait_ms, reached_staff, queue, agent, caller, finished_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO finished_calls (call, day, outcome, wait_ms, reached_staff, queue, agent, caller,
+           finished_at, started_at, queued_at, answered_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT(call) DO UPDATE SET day = excluded.day, outcome = excluded.outcome,
            wait_ms = excluded.wait_ms, reached_staff = excluded.reached_staff, queue = excluded.queue,
-           agent = excluded.agent, caller = excluded.caller, finished_at = excluded.finished_at",
+           agent = excluded.agent, caller = excluded.caller, finished_at = excluded.finished_at,
+           started_at = excluded.started_at, queued_at = excluded.queued_at,
+           answered_at = excluded.answered_at",
     )?;
     for (call, c) in finished {
         let call: &str = call;
@@ -817,7 +875,10 @@ fn write_derived(
             v.queue,
             v.agent,
             v.caller,
-            c.finished_at.to_string()
+            c.finished_at.to_string(),
+            v.times.started_at.map(|t| t.to_string()),
+            v.times.queued_at.map(|t| t.to_string()),
+            v.times.answered_at.map(|t| t.to_string()),
         ])?;
     }
     Ok(())

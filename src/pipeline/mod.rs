@@ -19,6 +19,7 @@ use crate::clock::Timekeeper;
 use crate::engine::{Changes, Engine, IngestReport};
 use crate::event::Event;
 use crate::journal::JournalError;
+use crate::summaries::RecordedDays;
 use crate::supervisor::Ledger;
 
 /// Why a batch was not taken; nothing of it was applied.
@@ -63,6 +64,8 @@ pub struct State {
     pub ledger: Ledger,
     /// Changes not yet recorded as derived rows (`None`: no log records them).
     unrecorded: Option<Changes>,
+    /// The days whose recorded calls changed, for the trends' cache.
+    pub recorded: RecordedDays,
 }
 
 impl State {
@@ -98,6 +101,11 @@ impl State {
             .as_mut()
             .map(std::mem::take)
             .unwrap_or_default()
+    }
+
+    /// Notes that the log recorded `derived` (the trends' cache reads it).
+    fn note_recorded(&mut self, derived: &Changes) {
+        self.recorded.note(derived, &self.engine);
     }
 
     /// Gives back changes that could not be recorded; a change made since is newer and wins.
@@ -165,6 +173,7 @@ impl Pipeline {
                 engine,
                 ledger,
                 unrecorded,
+                recorded: RecordedDays::default(),
             }),
             time,
             applied: Notify::new(),

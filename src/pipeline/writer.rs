@@ -144,6 +144,7 @@ fn commit_group(shared: &Shared, log: &mut impl Log, group: Vec<Request>) {
         }
     };
     shared.commits.fetch_add(1, Ordering::Relaxed);
+    state.note_recorded(&derived);
     let mut replies = Vec::with_capacity(group.len());
     for (request, fresh) in group.into_iter().zip(fresh) {
         let repeated = fresh.iter().filter(|new| !**new).count() as u64;
@@ -176,11 +177,14 @@ fn idle(shared: &Shared, log: &mut impl Log) {
         let now = state.engine.now().min((shared.time.wall)());
         (derived, now, state.engine.settings().day.day_of(now))
     };
-    if !derived.is_empty()
-        && let Err(e) = log.record(&derived)
-    {
-        tracing::error!("recording finished calls and agents: {e}");
-        shared.state().put_back(derived);
+    if !derived.is_empty() {
+        match log.record(&derived) {
+            Ok(()) => shared.state().note_recorded(&derived),
+            Err(e) => {
+                tracing::error!("recording finished calls and agents: {e}");
+                shared.state().put_back(derived);
+            }
+        }
     }
     log.maintain(now, today);
 }

@@ -266,5 +266,6 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
         app.hub.latest().seq,
     );
     source_metrics(&mut out, &app.sources.views());
+    super::alerts::metrics(&mut out, &app.alerts);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

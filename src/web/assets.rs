@@ -37,6 +37,16 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../../static/supervisor.js"),
     ),
     (
+        "exports.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/exports.js"),
+    ),
+    (
+        "trends.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/trends.js"),
+    ),
+    (
         "supervisor.css",
         "text/css; charset=utf-8",
         include_str!("../../static/supervisor.css"),

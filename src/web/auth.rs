@@ -302,6 +302,8 @@ mod tests {
             ("/supervisor", Need::Supervisor),
             ("/ws/supervisor", Need::Supervisor),
             ("/api/supervisor", Need::Supervisor),
+            ("/api/calls", Need::Supervisor),
+            ("/api/alerts/test", Need::Supervisor),
             ("/metrics", Need::Supervisor),
             ("/anything-new", Need::Supervisor),
         ];

@@ -82,6 +82,7 @@ mod tests {
             config: Arc::new(config),
             shutdown: crate::shutdown::channel().1,
             sources: Arc::default(),
+            alerts: Arc::default(),
         });
         let routes = Router::new()
             .route("/boom", get(boom))

@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
+use super::{AppState, WebError};
 use crate::event::Event;
+use crate::pipeline::SubmitError;
 use crate::source::hosted::{RequestError, connect, taskrouter};
 use crate::source::{SourceConfig, SourceSettings};
 
@@ -40,15 +41,17 @@ pub enum HostedError {
     /// The body, or one record of it, cannot be read; nothing was applied.
     #[error(transparent)]
     Refused(#[from] RequestError),
-    /// The store cannot take events now; nothing was applied.
-    #[error("the event store is unavailable; nothing of the request was applied")]
-    Unavailable(String),
+    /// The pipeline refused the batch (too many open calls, store down);
+    /// nothing was applied. Answered as `POST /api/events` answers it.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
 }
 
 impl IntoResponse for HostedError {
     fn into_response(self) -> Response {
         let message = self.to_string();
-        let (status, body) = match &self {
+        let (status, body) = match self {
+            HostedError::Submit(e) => return WebError::Refused(e).into_response(),
             HostedError::NoSource(_) => (StatusCode::NOT_FOUND, json!({"error": message})),
             HostedError::Ambiguous(_) => (StatusCode::BAD_REQUEST, json!({"error": message})),
             HostedError::Forbidden(_) => (StatusCode::FORBIDDEN, json!({"error": message})),
@@ -58,10 +61,6 @@ impl IntoResponse for HostedError {
             ),
             HostedError::Refused(RequestError::Body(_)) => {
                 (StatusCode::BAD_REQUEST, json!({"error": message}))
-            }
-            HostedError::Unavailable(detail) => {
-                tracing::error!("store unavailable: {detail:?}");
-                (StatusCode::SERVICE_UNAVAILABLE, json!({"error": message}))
             }
         };
         (status, Json(body)).into_response()
@@ -165,11 +164,7 @@ async fn ingest(
     });
     let latest = events.iter().map(|e| e.at).max();
     let queues = events.iter().filter_map(crate::source::queue_of).collect();
-    let report = app
-        .hub
-        .ingest(events)
-        .await
-        .map_err(|e| HostedError::Unavailable(e.to_string()))?;
+    let report = app.hub.ingest(events).await?;
     if let Some(status) = status {
         status.ingested(report.accepted, latest, queues);
     }

@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -101,10 +102,17 @@ struct Bucket {
     filled_at: Instant,
 }
 
+/// Senders tracked before full buckets are forgotten (a full bucket is the
+/// same as none, so forgetting it changes no answer).
+const PRUNE_ABOVE: usize = 4096;
+
 /// The ingest rate limit (`limits.ingest_rate_per_sec`).
 pub struct IngestRate {
     rate: Option<f64>,
     buckets: DashMap<Sender, Mutex<Bucket>>,
+    /// The map's size that triggers the next prune: doubled from what a
+    /// prune leaves, so pruning stays amortised O(1) a request.
+    prune_at: AtomicUsize,
 }
 
 impl IngestRate {
@@ -113,7 +121,27 @@ impl IngestRate {
         IngestRate {
             rate,
             buckets: DashMap::new(),
+            prune_at: AtomicUsize::new(PRUNE_ABOVE),
         }
+    }
+
+    /// Forgets the senders whose bucket has refilled by `now`, once the map
+    /// grew past its mark: without this, every address that ever posted
+    /// (auth off, IPv6) would be kept for the life of the server.
+    fn prune(&self, rate: f64, now: Instant) {
+        if self.buckets.len() <= self.prune_at.load(Ordering::Relaxed) {
+            return;
+        }
+        let burst = rate.max(1.0);
+        self.buckets.retain(|_, bucket| {
+            let bucket = bucket.get_mut().unwrap_or_else(|p| p.into_inner());
+            let elapsed = now
+                .saturating_duration_since(bucket.filled_at)
+                .as_secs_f64();
+            bucket.tokens + elapsed * rate < burst
+        });
+        let mark = (2 * self.buckets.len()).max(PRUNE_ABOVE);
+        self.prune_at.store(mark, Ordering::Relaxed);
     }
 
     /// `Ok` to go ahead, or how long to wait.
@@ -121,6 +149,7 @@ impl IngestRate {
         let Some(rate) = self.rate else {
             return Ok(());
         };
+        self.prune(rate, now);
         let burst = rate.max(1.0);
         let entry = self.buckets.entry(sender).or_insert_with(|| {
             Mutex::new(Bucket {
@@ -210,5 +239,45 @@ mod tests {
         assert!(limiter.take(Sender::Token(1), t0).is_ok(), "per token");
         assert!(limiter.take(s, t0 + Duration::from_millis(500)).is_ok());
         assert!(IngestRate::new(None).take(s, t0).is_ok());
+    }
+
+    #[test]
+    fn senders_seen_once_are_forgotten_once_their_bucket_is_full_again() {
+        // One request each from many addresses (auth off, IPv6 gives an
+        // attacker plenty): the map must not keep them all for ever.
+        let limiter = IngestRate::new(Some(10.0));
+        let t0 = Instant::now();
+        let address = |n: u32| {
+            Sender::Address(IpAddr::from([
+                0x2001,
+                0xdb8,
+                0,
+                0,
+                0,
+                0,
+                (n >> 16) as u16,
+                n as u16,
+            ]))
+        };
+        for n in 0..(3 * PRUNE_ABOVE as u32) {
+            let at = t0 + Duration::from_millis(u64::from(n));
+            assert!(limiter.take(address(n), at).is_ok());
+        }
+        assert!(
+            limiter.buckets.len() <= 2 * PRUNE_ABOVE,
+            "{} buckets kept",
+            limiter.buckets.len()
+        );
+        // A sender still over its rate is not forgotten by a prune.
+        let busy = Sender::Token(7);
+        let late = t0 + Duration::from_secs(3600);
+        while limiter.take(busy, late).is_ok() {}
+        for n in 0..(2 * PRUNE_ABOVE as u32) {
+            let _ = limiter.take(address(n), late);
+        }
+        assert!(
+            limiter.take(busy, late).is_err(),
+            "the busy sender's bucket survived"
+        );
     }
 }

@@ -1,21 +1,24 @@
 //! HTTP and WebSocket: the router ([`app`]) and the errors clients see.
 //! - [`api`]: ingest, snapshot, health and metrics; [`hosted`]: the routes
 //!   hosted contact centres post their own events to.
-//! - [`ws`]: the board's WebSocket.
+//! - [`ws`]: the board's WebSocket; [`exports`]: a day's calls as a file.
 //! - [`pages`]: the server-rendered boards and supervisor page; [`assets`]:
-//!   their scripts and styles.
+//!   their scripts and styles; [`trends`]: the supervisor's trends.
 //! - Security: [`guard`] wraps every route in [`auth`] (tokens and roles),
 //!   [`headers`] (CSP, `Origin`) and [`limits`]; [`conn`] accepts connections.
 
+pub mod alerts;
 pub mod api;
 pub mod assets;
 pub mod auth;
 pub mod conn;
+pub mod exports;
 pub mod guard;
 pub mod headers;
 pub mod hosted;
 pub mod limits;
 pub mod pages;
+pub mod trends;
 pub mod ws;
 
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub struct AppState {
     pub shutdown: Signal,
     /// Every telephony source's status.
     pub sources: Arc<crate::source::Sources>,
+    /// Alert rules and targets (for the test route and `/metrics`).
+    pub alerts: Arc<crate::alert::Alerts>,
 }
 
 /// The router with every route, hardened by [`guard::harden`].
@@ -80,7 +85,11 @@ pub fn supervisor_routes() -> Router<Arc<AppState>> {
         .route("/supervisor", get(pages::supervisor))
         .route("/api/supervisor", get(api::supervisor))
         .route("/api/sources", get(api::sources))
+        .route("/api/calls", get(exports::calls))
+        .route("/api/calls/days", get(exports::days))
+        .route("/api/trends", get(trends::trends))
         .route("/ws/supervisor", get(ws::upgrade_supervisor))
+        .route("/api/alerts/test", post(alerts::test))
 }
 
 /// An error a client caused (4xx) or the server suffered (5xx).
