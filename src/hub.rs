@@ -95,6 +95,37 @@ impl Hub {
         store: StoreSettings,
     ) -> Result<Hub, JournalError> {
         let time = Timekeeper::new(clock, wall);
+        let (journal, engine, ledger) = Hub::restore(settings, &time, &store)?;
+        let log = SqliteLog::new(journal, store.retention_days);
+        Ok(Hub::assemble(
+            Pipeline::durable(engine, ledger, time, log),
+            Some(store),
+        ))
+    }
+
+    /// A node of a cluster over its store in `store.dir` (its cache of the
+    /// stream): rebuilds the board from it, then publishes every batch to
+    /// `stream` and applies the stream once [`Hub::pipeline`]'s feed is followed.
+    pub fn open_replicated(
+        settings: EngineSettings,
+        clock: Clock,
+        wall: WallClock,
+        store: StoreSettings,
+        stream: crate::cluster::stream::StreamWriter,
+    ) -> Result<Hub, JournalError> {
+        let time = Timekeeper::new(clock, wall);
+        let (journal, engine, ledger) = Hub::restore(settings, &time, &store)?;
+        let pipeline =
+            Pipeline::replicated(engine, ledger, time, journal, store.retention_days, stream)?;
+        Ok(Hub::assemble(pipeline, Some(store)))
+    }
+
+    /// Opens the store and rebuilds the engine and ledger from it.
+    fn restore(
+        settings: EngineSettings,
+        time: &Timekeeper,
+        store: &StoreSettings,
+    ) -> Result<(Journal, Engine, Ledger), JournalError> {
         let opening = Journal::start_open(&store.dir)?;
         let latest = match opening.journal().latest_time() {
             Ok(latest) => latest,
@@ -106,12 +137,12 @@ impl Hub {
             track_changes: true,
             ..time.settings(settings)
         });
-        let (journal, engine, ledger) = journal::restore(opening, &store.dir, settings, now)?;
-        let log = SqliteLog::new(journal, store.retention_days);
-        Ok(Hub::assemble(
-            Pipeline::durable(engine, ledger, time, log),
-            Some(store),
-        ))
+        journal::restore(opening, &store.dir, settings, now)
+    }
+
+    /// The pipeline (a cluster node follows the stream into it).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     fn assemble(pipeline: Pipeline, store: Option<StoreSettings>) -> Hub {

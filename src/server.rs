@@ -64,6 +64,9 @@ pub enum ServeError {
     /// No tokens, and the listener is not on loopback.
     #[error(transparent)]
     Exposed(#[from] ExposureError),
+    /// The cluster (`[cluster]`) cannot be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Refuses a listener beyond loopback without tokens (unless `insecure_open`, with a warning).
@@ -88,10 +91,24 @@ pub struct Server {
 impl Server {
     /// Opens the store, if any, and rebuilds the board from it (on a blocking thread).
     pub async fn open(options: ServeOptions) -> Result<Server, ServeError> {
-        let opening = options.clone();
-        let hub = tokio::task::spawn_blocking(move || open_hub(&opening))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let hub = match (&options.config.cluster, &options.data_dir) {
+            (Some(cluster), Some(dir)) => {
+                let store = StoreSettings {
+                    dir: dir.clone(),
+                    retention_days: options.config.retention_days,
+                };
+                let clock = (options.clock, options.wall.clone());
+                let engine = options.config.engine.clone();
+                crate::cluster::node::open_hub(cluster, engine, clock, store).await?
+            }
+            (Some(_), None) => return Err(crate::cluster::ClusterError::NoStore.into()),
+            (None, _) => {
+                let opening = options.clone();
+                tokio::task::spawn_blocking(move || open_hub(&opening))
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))??
+            }
+        };
         Ok(Server {
             hub: Arc::new(hub),
             options,

@@ -1,5 +1,6 @@
 //! The cluster's parts against real `nats-server` processes (`tests/natsd`).
 
+mod common;
 mod natsd;
 
 use std::time::Duration;
@@ -98,4 +99,339 @@ async fn jetstream_on_a_three_server_cluster() {
     kv.update("lease", "n2".into(), revision)
         .await
         .expect("swap");
+}
+
+/// A `wallboard serve` process of a cluster: its own data dir and config.
+struct Node {
+    child: std::process::Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Node {
+    /// Starts the binary on `dir` (its store, config and log) with the feed clock.
+    fn start(dir: &std::path::Path, cluster_block: &str) -> Node {
+        use std::io::BufRead as _;
+        std::fs::create_dir_all(dir).expect("node dir");
+        let config = dir.join("wallboard.toml");
+        std::fs::write(&config, cluster_block).expect("config");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .expect("log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wallboard"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--clock", "feed"])
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .env("RUST_LOG", "wallboard=info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("wallboard starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("first line");
+        let base = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(|addr| format!("http://{}", addr.trim()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}; log: {}",
+                    std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
+                )
+            });
+        Node {
+            child,
+            base,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("node.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("log of node {}:\n{}", self.dir.display(), self.log());
+        }
+    }
+}
+
+/// The journeys, copied `copies` times under other call ids and ids, each
+/// copy later by 20 minutes, sorted by time: a day of many calls.
+fn day_of_journeys(copies: usize) -> Vec<serde_json::Value> {
+    let journeys = include_str!("data/journeys.ndjson");
+    let mut events: Vec<serde_json::Value> = Vec::new();
+    for k in 0..copies {
+        for line in journeys.lines().filter(|l| !l.trim().is_empty()) {
+            let mut event: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            for field in ["id", "call", "agent"] {
+                if let Some(s) = event[field].as_str() {
+                    event[field] = format!("{s}~{k}").into();
+                }
+            }
+            let at: jiff::Timestamp = event["at"].as_str().expect("at").parse().expect("time");
+            let at = at + jiff::SignedDuration::from_mins(20 * k as i64);
+            event["at"] = at.to_string().into();
+            events.push(event);
+        }
+    }
+    events.sort_by_key(|e| e["at"].as_str().map(str::to_owned));
+    events
+}
+
+/// Posts `body` to the first node of `bases` that takes it, trying them in
+/// turn until one answers 200 (a killed node refuses, a node without a
+/// quorum answers 503); the answer's status per try is kept in `statuses`.
+async fn post_until_taken(
+    http: &reqwest::Client,
+    bases: &[String],
+    body: String,
+    statuses: &std::sync::Mutex<Vec<u16>>,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        for base in bases {
+            let sent = http
+                .post(format!("{base}/api/events"))
+                .header("content-type", "application/x-ndjson")
+                .body(body.clone())
+                .timeout(Duration::from_secs(8))
+                .send()
+                .await;
+            let status = sent.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
+            statuses.lock().unwrap().push(status);
+            if status == 200 {
+                return;
+            }
+            assert!(
+                [0, 503].contains(&status),
+                "unexpected answer {status}: {:?}",
+                sent.map(|_| ())
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node took a batch in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Option<(u16, serde_json::Value)> {
+    let response = http
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+/// `classify` of the events, as the library runs it: the summary JSON.
+fn classified(events: &[serde_json::Value], dir: &std::path::Path) -> serde_json::Value {
+    use wallboard::classify::{self, ClassifyOptions};
+    let file = dir.join("acknowledged.ndjson");
+    let text: String = events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(&file, text).expect("events file");
+    let options = ClassifyOptions {
+        files: vec![file],
+        ..ClassifyOptions::default()
+    };
+    let mut out = Vec::new();
+    classify::run(&options, &Config::default(), &mut out).expect("classify");
+    serde_json::from_slice(&out).expect("classify prints JSON")
+}
+
+/// Whether a board shows what `classify` counted: the outcomes and every
+/// definition's boxes.
+fn shows(board: &serde_json::Value, expected: &serde_json::Value) -> bool {
+    board["outcomes"] == expected["outcomes"]
+        && expected["definitions"]
+            .as_object()
+            .expect("definitions")
+            .iter()
+            .all(|(name, figures)| board["definitions"][name]["boxes"] == figures["boxes"])
+}
+
+/// Issue 12's acceptance test, with real processes: two wallboard nodes on
+/// a three-server NATS cluster take a day posted to both at once; one node
+/// and one NATS server are SIGKILLed in the middle, the day is finished on
+/// the survivor, the killed node restarts and catches up, and both show the
+/// boxes `classify` gives for every acknowledged event. A viewer on the
+/// survivor stays connected throughout and its folded board ends equal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    if !natsd::available() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let mut nats = natsd::NatsCluster::start(3).await;
+    let scratch = natsd::tempdir::Dir::new("cluster-nodes");
+    let block = nats.config_block(3);
+    let mut first = Node::start(&scratch.path().join("a"), &block);
+    let second = Node::start(&scratch.path().join("b"), &block);
+    let http = reqwest::Client::new();
+
+    let events = day_of_journeys(8);
+    let batches: Vec<String> = events
+        .chunks(10)
+        .map(|chunk| chunk.iter().map(|e| format!("{e}\n")).collect())
+        .collect();
+    let total = batches.len();
+    // Alternate batches between the nodes; each poster falls back to the other node.
+    let (for_first, for_second): (Vec<_>, Vec<_>) = batches
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| i % 2 == 0);
+
+    let ws = second.base.replace("http://", "ws://") + "/ws";
+    let mut viewer = common::WsClient::connect(&ws).await;
+    let viewing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let watching = viewing.clone();
+    let viewer_task = tokio::spawn(async move {
+        while watching.load(Ordering::SeqCst) {
+            let _ = tokio::time::timeout(Duration::from_millis(200), viewer.receive()).await;
+        }
+        viewer
+    });
+
+    let posted = Arc::new(AtomicUsize::new(0));
+    let statuses = Arc::new(Mutex::new(Vec::new()));
+    let poster = |batches: Vec<(usize, String)>, bases: Vec<String>| {
+        let (http, posted, statuses) = (http.clone(), posted.clone(), statuses.clone());
+        tokio::spawn(async move {
+            for (_, body) in batches {
+                post_until_taken(&http, &bases, body, &statuses).await;
+                posted.fetch_add(1, Ordering::SeqCst);
+                // A day's pace, not a flood: the kills land in the middle.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let posters = [
+        poster(for_first, vec![first.base.clone(), second.base.clone()]),
+        poster(for_second, vec![second.base.clone(), first.base.clone()]),
+    ];
+    let until = |n: usize| {
+        let posted = posted.clone();
+        async move {
+            while posted.load(Ordering::SeqCst) < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(20), until(total / 3))
+        .await
+        .is_err()
+    {
+        panic!(
+            "a third of the day not posted in 20 s; logs:\n{}\n{}",
+            first.log(),
+            second.log()
+        );
+    }
+    first.kill();
+    tokio::time::timeout(Duration::from_secs(20), until(total / 2))
+        .await
+        .expect("half the day posted");
+    nats.kill(0);
+    for poster in posters {
+        tokio::time::timeout(Duration::from_secs(40), poster)
+            .await
+            .expect("the day posted in time")
+            .expect("poster");
+    }
+    assert_eq!(posted.load(Ordering::SeqCst), total);
+
+    let expected = classified(&events, scratch.path());
+    assert!(expected["calls"].as_u64() > Some(100), "{expected}");
+    let first = Node::start(&first.dir.clone(), &block);
+    let board_of = |node: &Node| {
+        let (http, url) = (http.clone(), format!("{}/api/snapshot", node.base));
+        let expected = expected.clone();
+        let log = node.dir.join("node.log");
+        async move {
+            let mut last = None;
+            for _ in 0..200 {
+                if let Some((200, board)) = get_json(&http, &url).await {
+                    if shows(&board, &expected) {
+                        return board;
+                    }
+                    last = Some(board);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let shown = last.map(|b| format!("{} {}", b["seq"], b["outcomes"]));
+            panic!(
+                "expected {}\nshown {shown:?}\nlog: {}",
+                expected["outcomes"],
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+    };
+    let mut second = second;
+    assert!(
+        second.child.try_wait().expect("wait").is_none(),
+        "the surviving node died"
+    );
+    let on_second = board_of(&second).await;
+    let on_first = board_of(&first).await;
+    assert_eq!(
+        common::figures(&on_first),
+        common::figures(&on_second),
+        "both nodes show the same board"
+    );
+    let health = get_json(&http, &format!("{}/healthz", first.base))
+        .await
+        .expect("healthz");
+    assert_eq!(health.0, 200, "{:?}", health.1);
+
+    viewing.store(false, Ordering::SeqCst);
+    let mut viewer = viewer_task.await.expect("viewer");
+    let latest = on_second["seq"].as_u64().expect("seq");
+    common::within(viewer.wait_for_seq(latest)).await;
+    assert_eq!(viewer.snapshots, 1, "the viewer never needed a resync");
+    assert!(viewer.deltas > 10, "{} deltas", viewer.deltas);
+    assert_eq!(common::figures(&viewer.board), common::figures(&on_second));
+    let statuses = statuses.lock().unwrap();
+    eprintln!(
+        "{total} batches in {:.1?}; answers other than 200: {:?}; node logs:\n{}\n{}",
+        started.elapsed(),
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>(),
+        first
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        second
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
 }

@@ -3,7 +3,9 @@
 //! Without `[cluster]` the server is one node with its SQLite store, as before.
 
 pub mod lease;
+pub mod node;
 pub mod placement;
+pub mod stream;
 
 use std::path::PathBuf;
 
@@ -150,6 +152,15 @@ pub enum ClusterError {
         /// Why.
         message: String,
     },
+    /// The stream cannot be opened.
+    #[error(transparent)]
+    Stream(stream::StreamError),
+    /// This node's store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] crate::journal::JournalError),
+    /// A node keeps its cache of the stream in a store.
+    #[error("[cluster] needs a store: give --data-dir")]
+    NoStore,
 }
 
 /// A connection to the cluster: the client and its JetStream context.

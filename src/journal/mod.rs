@@ -85,6 +85,8 @@ const FINISHED_IN_ORDER: &str = "SELECT call, finished_at, outcome, wait_ms, rea
 
 /// `meta` key: every finished call touched by events up to this seq is recorded.
 const DERIVED_THROUGH: &str = "derived_through";
+/// `meta` key: the cluster's stream is applied up to this sequence (`[cluster]` only).
+const STREAM_APPLIED: &str = "stream_applied";
 
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -454,6 +456,18 @@ impl Journal {
         batches: &[crate::pipeline::Append<'_>],
         derived: &Changes,
     ) -> Result<Vec<Vec<bool>>, JournalError> {
+        self.append_applied(batches, derived, None)
+    }
+
+    /// [`Journal::append`], recording in the same transaction that the
+    /// cluster's stream is applied through `stream_seq` (when given), so a
+    /// restart resumes the stream exactly after what the store holds.
+    pub fn append_applied(
+        &mut self,
+        batches: &[crate::pipeline::Append<'_>],
+        derived: &Changes,
+        stream_seq: Option<u64>,
+    ) -> Result<Vec<Vec<bool>>, JournalError> {
         let path = self.path.clone();
         let e = |source| JournalError::Sqlite {
             path: path.clone(),
@@ -491,6 +505,14 @@ impl Journal {
             }
         }
         write_derived(&tx, derived, self.last_seq).map_err(e)?;
+        if let Some(seq) = stream_seq {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![STREAM_APPLIED, i64::try_from(seq).unwrap_or(i64::MAX)],
+            )
+            .map_err(e)?;
+        }
         tx.commit().map_err(e)?;
         self.last_seq = last_seq;
         if let Some(acked) = &self.acked
@@ -542,6 +564,19 @@ impl Journal {
             )
             .optional()
             .map(Option::unwrap_or_default)
+            .map_err(self.sqlite())
+    }
+
+    /// The cluster stream's sequence this store has applied through (0: none).
+    pub fn stream_applied(&self) -> Result<u64, JournalError> {
+        self.conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [STREAM_APPLIED],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|v| v.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
             .map_err(self.sqlite())
     }
 

@@ -5,9 +5,11 @@
 //! Lock rule: the state's mutex is never held across `.await`.
 
 mod log;
+mod replica;
 mod writer;
 
 pub use log::{Append, Log, SqliteLog};
+pub use replica::{Delivered, Progress};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +56,11 @@ pub enum SubmitError {
     /// The log could not take it.
     #[error(transparent)]
     Store(#[from] JournalError),
+    /// The cluster did not acknowledge every event (no quorum of NATS
+    /// servers, or none reachable): this node applied nothing of it, though
+    /// events acknowledged before the failure will be applied on every node.
+    #[error("the cluster did not store the batch: {0}")]
+    NotReplicated(String),
 }
 
 /// The engine and everything kept from its changes, under one lock.
@@ -140,6 +147,8 @@ pub struct Pipeline {
     shared: Arc<Shared>,
     /// The log's writer thread; `None` applies batches at once (memory only).
     writer: Option<writer::Writer>,
+    /// In a cluster: the stream batches go to, and the thread applying it.
+    replica: Option<replica::Replica>,
 }
 
 impl Pipeline {
@@ -148,6 +157,7 @@ impl Pipeline {
         Pipeline {
             shared: Pipeline::shared(engine, ledger, time, None),
             writer: None,
+            replica: None,
         }
     }
 
@@ -158,7 +168,49 @@ impl Pipeline {
         Pipeline {
             writer: Some(writer::Writer::spawn(shared.clone(), log)),
             shared,
+            replica: None,
         }
+    }
+
+    /// A node of a cluster: publishes every batch to `stream` and applies
+    /// the stream, in order, into `journal` (pruned to `retention_days`),
+    /// from the sequence it records. `engine` and `ledger` hold what
+    /// `journal` held; the stream is followed once [`Pipeline::take_feed`]'s
+    /// sender is fed.
+    pub fn replicated(
+        engine: Engine,
+        ledger: Ledger,
+        time: Timekeeper,
+        journal: crate::journal::Journal,
+        retention_days: u32,
+        stream: crate::cluster::stream::StreamWriter,
+    ) -> Result<Pipeline, JournalError> {
+        let shared = Pipeline::shared(engine, ledger, time, Some(Changes::default()));
+        let replica = replica::Replica::spawn(shared.clone(), journal, retention_days, stream)?;
+        Ok(Pipeline {
+            shared,
+            writer: None,
+            replica: Some(replica),
+        })
+    }
+
+    /// In a cluster, once: the stream sequence applied through and the
+    /// sender the stream's follower hands messages to the applier through.
+    pub fn take_feed(&self) -> Option<(u64, tokio::sync::mpsc::Sender<Vec<Delivered>>)> {
+        self.replica.as_ref().and_then(|r| r.take_feed())
+    }
+
+    /// In a cluster: keeps the follower task (stopped with the pipeline) and
+    /// the stream's last sequence at start, which this node catches up to.
+    pub fn followed(&self, task: tokio::task::AbortHandle, target: u64) {
+        if let Some(replica) = &self.replica {
+            replica.followed(task, target);
+        }
+    }
+
+    /// In a cluster, how far this node has applied the stream.
+    pub fn progress(&self) -> Option<Progress> {
+        self.replica.as_ref().map(|r| r.progress())
     }
 
     fn shared(
@@ -185,6 +237,17 @@ impl Pipeline {
     /// this returns, and applied.
     pub async fn submit(&self, events: Vec<Event>) -> Result<IngestReport, SubmitError> {
         self.check_future(&events)?;
+        if let Some(replica) = &self.replica {
+            // Checked and timed as a single node does, then applied when the
+            // stream brings the batch back (the applier wakes the publisher).
+            let received = {
+                let mut state = self.shared.state();
+                state.tick(&self.shared.time);
+                state.admit(&events)?;
+                state.engine.now()
+            };
+            return replica.submit(events, received).await;
+        }
         let report = match &self.writer {
             None => {
                 let mut state = self.shared.state();

@@ -168,7 +168,7 @@ fn commit_group(shared: &Shared, log: &mut impl Log, group: Vec<Request>) {
 
 /// Records derived rows that changed without new events (expiry, late
 /// corrections already committed) and lets the log tidy up.
-fn idle(shared: &Shared, log: &mut impl Log) {
+pub(super) fn idle(shared: &Shared, log: &mut impl Log) {
     let (derived, now, today) = {
         let mut state = shared.state();
         let derived = state.take_unrecorded();

@@ -166,11 +166,22 @@ fn json_text(text: axum::body::Bytes) -> Response {
 }
 
 /// `GET /healthz`.
+/// A node of a cluster still applying what the stream held when it started
+/// answers 503 `catching_up`, so a load balancer sends viewers elsewhere.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        Json(json!({"ok": true, "seq": app.hub.latest().seq})),
-    )
+    let seq = app.hub.latest().seq;
+    match app.hub.pipeline().progress() {
+        Some(p) if !p.caught_up() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ok": false, "status": "catching_up", "seq": seq,
+                        "stream_applied": p.applied, "stream_target": p.target})),
+        ),
+        Some(p) => (
+            StatusCode::OK,
+            Json(json!({"ok": true, "seq": seq, "stream_applied": p.applied})),
+        ),
+        None => (StatusCode::OK, Json(json!({"ok": true, "seq": seq}))),
+    }
 }
 
 /// `GET /metrics`: Prometheus text.

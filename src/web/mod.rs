@@ -149,6 +149,13 @@ impl IntoResponse for WebError {
             WebError::Refused(SubmitError::Store(e)) => {
                 return WebError::Unavailable(e.to_string()).into_response();
             }
+            WebError::Refused(SubmitError::NotReplicated(detail)) => {
+                tracing::error!("batch not stored in the cluster: {detail}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "the cluster did not store the batch (no quorum of NATS servers reachable); this node applied nothing of it. Retry with the same event ids: events already stored are then ignored as duplicates"}),
+                )
+            }
             WebError::Internal(detail) => {
                 tracing::error!("internal error: {detail:?}");
                 (

@@ -1,0 +1,66 @@
+//! Opening a node of a cluster: connect to NATS, open the stream, rebuild
+//! the board from the node's own store (its cache of the stream), then
+//! follow the stream from the sequence that store is applied through.
+
+use std::time::Duration;
+
+use super::stream::{self, StreamError};
+use super::{Cluster, ClusterError, ClusterSettings};
+use crate::engine::EngineSettings;
+use crate::hub::{Clock, Hub, StoreSettings, WallClock};
+
+/// Opens this node's hub in the cluster `settings` name, over its store.
+pub async fn open_hub(
+    settings: &ClusterSettings,
+    engine: EngineSettings,
+    clock: (Clock, WallClock),
+    store: StoreSettings,
+) -> Result<Hub, ClusterError> {
+    let cluster = Cluster::connect(settings).await?;
+    let max_age = Duration::from_secs(u64::from(store.retention_days) * 86_400);
+    let (mut events, writer) = stream::open(
+        &cluster.client,
+        &settings.stream,
+        settings.replicas,
+        max_age,
+    )
+    .await?;
+    // Read before the store is: what the stream held then is what this node
+    // must apply before it reports ready.
+    let target = stream::last_sequence(&mut events).await?;
+    let (clock, wall) = clock;
+    let hub = tokio::task::spawn_blocking(move || {
+        Hub::open_replicated(engine, clock, wall, store, writer)
+    })
+    .await
+    .map_err(|e| {
+        ClusterError::Store(crate::journal::JournalError::Dir {
+            path: Default::default(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })??;
+    let (applied, feed) = hub
+        .pipeline()
+        .take_feed()
+        .expect("a replicated pipeline has a feed");
+    if applied > target {
+        tracing::error!(
+            "this node's store has applied stream {} through seq {applied}, but the stream ends at {target}: \
+             was the stream deleted and made again? Move the data directory away to start this node afresh",
+            settings.stream
+        );
+    }
+    tracing::info!(
+        "following stream {} after seq {applied} (it ends at {target})",
+        settings.stream
+    );
+    let follower = tokio::spawn(stream::follow(events, applied, feed));
+    hub.pipeline().followed(follower.abort_handle(), target);
+    Ok(hub)
+}
+
+impl From<StreamError> for ClusterError {
+    fn from(e: StreamError) -> ClusterError {
+        ClusterError::Stream(e)
+    }
+}
