@@ -248,8 +248,10 @@ async fn checkpoint_offset(nats_url: &str) -> Option<u64> {
 
 // Two nodes, one `queue_log` source: one runs it, the other stands by; the
 // runner is killed halfway through the day and the other takes over from
-// the checkpoint in the cluster. Every row's events are stored once: by the
-// first node up to its checkpoint, by the second after it.
+// the checkpoint in the cluster. Every row's events are stored once (by the
+// first node up to its checkpoint, by the second after it), and both nodes'
+// boards, applying the cluster's log, equal `classify` of the whole file.
+// The killed node then comes back and takes over when the other stops cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_log_source_moves_to_the_other_node_when_its_leader_dies() {
     if !natsd::available() {
