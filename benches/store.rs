@@ -19,7 +19,7 @@ const POSTED_EVENTS: usize = 40_000;
 const DAY_CALLS: u64 = 100_000;
 const QUEUES: [&str; 4] = ["appointments", "results", "prescriptions", "reception"];
 
-fn temp_dir(name: &str) -> PathBuf {
+pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wallboard-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -27,7 +27,7 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// One inbound call's seven events: IVR, queue, ring, answer, end.
-fn call_events(n: u64, start: Timestamp) -> Vec<Event> {
+pub fn call_events(n: u64, start: Timestamp) -> Vec<Event> {
     let call = format!("bench-{n}");
     let at = |secs: i64| start + SignedDuration::from_secs(secs);
     let agent = format!("agent-{}", n % 40);
@@ -83,7 +83,7 @@ fn call_events(n: u64, start: Timestamp) -> Vec<Event> {
         .collect()
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     xs[xs.len() / 2]
 }
@@ -208,71 +208,120 @@ fn main() {
             );
         }
 
-        // Where restart time goes: parsing stored lines, and the engine itself.
-        let start: Timestamp = "2026-11-20T06:00:00Z".parse().unwrap();
-        let day: Vec<Event> = (0..DAY_CALLS).flat_map(|n| call_events(n, start + SignedDuration::from_millis(576 * n as i64))).collect();
-        let lines: Vec<String> = day.iter().map(Event::to_json_line).collect();
-        let began = Instant::now();
-        for line in &lines {
-            std::hint::black_box(Event::from_stored(line).unwrap());
-        }
-        println!("parse {} stored events: {:.2?}", lines.len(), began.elapsed());
-        let settings = Arc::new(wallboard::engine::EngineSettings { feed_clock: true, ..Config::default().engine });
-        let mut engine = wallboard::engine::Engine::new(settings, Timestamp::UNIX_EPOCH);
-        let began = Instant::now();
-        for chunk in day.chunks(1000) {
-            engine.ingest(chunk.to_vec());
-        }
-        println!("engine ingest of {} events: {:.2?}", day.len(), began.elapsed());
+        restart().await;
+    });
+}
 
-        let dir = temp_dir("restart");
-        let filling = Instant::now();
-        let now = fill_day(&dir).await;
-        if std::env::var("WALLBOARD_BENCH_KEEP").is_ok() {
-            println!("filled store kept at {}", dir.display());
-            std::process::exit(0);
-        }
-        println!("filled a store with {DAY_CALLS} calls ({} events) in {:.1?}", DAY_CALLS * 7, filling.elapsed());
-        let mut secs = Vec::new();
-        for _ in 0..RUNS {
-            let began = Instant::now();
-            let hub = Hub::open(Config::default().engine, Clock::Wall, fixed_clock(now), store(&dir)).unwrap();
-            secs.push(began.elapsed().as_secs_f64());
-            let calls = hub.with_engine(|e| e.day(e.today()).map_or(0, |s| s.all.calls()));
-            assert_eq!(calls, DAY_CALLS as i64, "the whole day is rebuilt");
-        }
-        println!(
-            "restart with a {DAY_CALLS}-call day: median {:.2} s (runs: {})",
-            median(secs.clone()),
-            secs.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ")
-        );
-        // One publish of that day's board (nothing changed since the last):
-        // with nobody watching the supervisor's detail, then with one watching.
-        let hub = Hub::open(Config::default().engine, Clock::Wall, fixed_clock(now), store(&dir)).unwrap();
-        let publish_ms = |hub: &Hub| {
-            let runs: Vec<f64> = (0..20)
-                .map(|_| {
-                    let began = Instant::now();
-                    hub.publish();
-                    began.elapsed().as_secs_f64() * 1000.0
-                })
-                .collect();
-            median(runs)
-        };
-        let unwatched = publish_ms(&hub);
-        let _supervisor = hub.detail_feed().subscribe();
-        let watched = publish_ms(&hub);
-        println!("publish on that day: median {unwatched:.2} ms with no supervisor, {watched:.2} ms with one");
-        drop(hub);
-        // Every start runs quick_check (included above); on its own:
-        let checks: Vec<f64> = (0..RUNS)
+/// Restart figures: the median time to reopen a store holding a
+/// `DAY_CALLS`-call day, and its minimal counterpart, parsing every stored
+/// line plus the engine taking every event (seconds).
+pub struct Restart {
+    /// Median time to a rebuilt board, store checked.
+    pub restart_secs: f64,
+    /// Parsing all the day's stored lines, then the engine ingesting them all.
+    pub parse_and_engine_secs: f64,
+}
+
+/// Times a restart on a `DAY_CALLS`-call day (and where its time could go),
+/// printing as it goes.
+pub async fn restart() -> Restart {
+    // Where restart time goes: parsing stored lines, and the engine itself.
+    let start: Timestamp = "2026-11-20T06:00:00Z".parse().unwrap();
+    let day: Vec<Event> = (0..DAY_CALLS)
+        .flat_map(|n| call_events(n, start + SignedDuration::from_millis(576 * n as i64)))
+        .collect();
+    let lines: Vec<String> = day.iter().map(Event::to_json_line).collect();
+    let began = Instant::now();
+    for line in &lines {
+        std::hint::black_box(Event::from_stored(line).unwrap());
+    }
+    let parse_secs = began.elapsed().as_secs_f64();
+    println!("parse {} stored events: {parse_secs:.2} s", lines.len());
+    let settings = Arc::new(wallboard::engine::EngineSettings {
+        feed_clock: true,
+        ..Config::default().engine
+    });
+    let mut engine = wallboard::engine::Engine::new(settings, Timestamp::UNIX_EPOCH);
+    let began = Instant::now();
+    for chunk in day.chunks(1000) {
+        engine.ingest(chunk.to_vec());
+    }
+    let engine_secs = began.elapsed().as_secs_f64();
+    println!("engine ingest of {} events: {engine_secs:.2} s", day.len());
+
+    let dir = temp_dir("restart");
+    let filling = Instant::now();
+    let now = fill_day(&dir).await;
+    if std::env::var("WALLBOARD_BENCH_KEEP").is_ok() {
+        println!("filled store kept at {}", dir.display());
+        std::process::exit(0);
+    }
+    println!(
+        "filled a store with {DAY_CALLS} calls ({} events) in {:.1?}",
+        DAY_CALLS * 7,
+        filling.elapsed()
+    );
+    let mut secs = Vec::new();
+    for _ in 0..RUNS {
+        let began = Instant::now();
+        let hub = Hub::open(
+            Config::default().engine,
+            Clock::Wall,
+            fixed_clock(now),
+            store(&dir),
+        )
+        .unwrap();
+        secs.push(began.elapsed().as_secs_f64());
+        let calls = hub.with_engine(|e| e.day(e.today()).map_or(0, |s| s.all.calls()));
+        assert_eq!(calls, DAY_CALLS as i64, "the whole day is rebuilt");
+    }
+    println!(
+        "restart with a {DAY_CALLS}-call day: median {:.2} s (runs: {})",
+        median(secs.clone()),
+        secs.iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let restart_secs = median(secs);
+    // One publish of that day's board (nothing changed since the last):
+    // with nobody watching the supervisor's detail, then with one watching.
+    let hub = Hub::open(
+        Config::default().engine,
+        Clock::Wall,
+        fixed_clock(now),
+        store(&dir),
+    )
+    .unwrap();
+    let publish_ms = |hub: &Hub| {
+        let runs: Vec<f64> = (0..20)
             .map(|_| {
-                let report = wallboard::maintenance::check(&dir).unwrap();
-                assert!(report.problem.is_none(), "{report:?}");
-                report.took.as_secs_f64()
+                let began = Instant::now();
+                hub.publish();
+                began.elapsed().as_secs_f64() * 1000.0
             })
             .collect();
-        println!("quick_check of that store: median {:.2} s", median(checks));
-        let _ = std::fs::remove_dir_all(&dir);
-    });
+        median(runs)
+    };
+    let unwatched = publish_ms(&hub);
+    let _supervisor = hub.detail_feed().subscribe();
+    let watched = publish_ms(&hub);
+    println!(
+        "publish on that day: median {unwatched:.2} ms with no supervisor, {watched:.2} ms with one"
+    );
+    drop(hub);
+    // Every start runs quick_check (included above); on its own:
+    let checks: Vec<f64> = (0..RUNS)
+        .map(|_| {
+            let report = wallboard::maintenance::check(&dir).unwrap();
+            assert!(report.problem.is_none(), "{report:?}");
+            report.took.as_secs_f64()
+        })
+        .collect();
+    println!("quick_check of that store: median {:.2} s", median(checks));
+    let _ = std::fs::remove_dir_all(&dir);
+    Restart {
+        restart_secs,
+        parse_and_engine_secs: parse_secs + engine_secs,
+    }
 }

@@ -1,8 +1,8 @@
 //! The hub: the one front the web layer and the sources talk to. Events go
 //! in through `Hub::ingest` (the [`pipeline`](crate::pipeline) makes them
-//! durable and applies them); the publisher task folds what changed within a
-//! short window into one delta per document and fans it out (see
-//! [`publish`](crate::publish)).
+//! durable and applies them); the publisher task publishes a change at once,
+//! folds what follows it within a short window into one delta per document,
+//! and fans it out (see [`publish`](crate::publish)).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -359,8 +359,10 @@ impl Hub {
         }
     }
 
-    /// The publisher: after a change, waits out the fold window and publishes;
-    /// otherwise publishes on every tick. Returns when `shutdown` resolves.
+    /// The publisher: publishes a change at once, unless one went out less
+    /// than the fold window ago (then at the window's end, with all that
+    /// came in the meantime); otherwise publishes on every tick. Returns
+    /// when `shutdown` resolves.
     pub async fn run_publisher(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -372,12 +374,18 @@ impl Hub {
             .clone();
         // Without sources, a Notify never notified.
         let sources_changed = sources.map(|(s, _)| s.changed()).unwrap_or_default();
+        // When the last publish for a change began: an isolated event goes
+        // out at once, while a storm still makes one delta per window.
+        let mut changed_at = tokio::time::Instant::now() - FOLD_WINDOW;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 // A source went down or came back: boards show it now, not on the next tick.
                 () = sources_changed.notified() => {}
-                () = self.pipeline.applied().notified() => tokio::time::sleep(FOLD_WINDOW).await,
+                () = self.pipeline.applied().notified() => {
+                    tokio::time::sleep_until(changed_at + FOLD_WINDOW).await;
+                    changed_at = tokio::time::Instant::now();
+                }
                 _ = tick.tick() => {}
             }
             self.publish();

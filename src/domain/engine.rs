@@ -239,6 +239,9 @@ pub struct Engine {
     calls: HashMap<Arc<str>, CallEntry>,
     /// Calls dropped from memory after the late window, with their finishing time.
     retired: HashMap<Arc<str>, Timestamp>,
+    /// Finished calls whose events were dropped, since no more will come
+    /// (see [`Engine::settle`]): their count, by first arrival.
+    settled: HashMap<Arc<str>, (u64, Counted)>,
     seen_ids: HashMap<Box<str>, Timestamp>,
     agents: BTreeMap<String, AgentEntry>,
     days: BTreeMap<Date, Scope>,
@@ -275,6 +278,7 @@ impl Engine {
             arrivals: 0,
             calls: HashMap::default(),
             retired: HashMap::default(),
+            settled: HashMap::default(),
             seen_ids: HashMap::default(),
             agents: BTreeMap::new(),
             days: BTreeMap::new(),
@@ -624,7 +628,13 @@ impl Engine {
                 break;
             }
             self.in_window.pop_first();
-            if let Some(counted) = self.calls.get(&key).and_then(|e| e.counted.clone()) {
+            let settled = || self.settled.get(&key).map(|(_, c)| c.clone());
+            if let Some(counted) = self
+                .calls
+                .get(&key)
+                .and_then(|e| e.counted.clone())
+                .or_else(settled)
+            {
                 let settings = self.settings.clone();
                 self.window.apply(&counted, -1, &settings);
             }
@@ -699,6 +709,24 @@ impl Engine {
         self.retired
             .retain(|_, finished_at| *finished_at >= horizon);
         self.seen_ids.retain(|_, at| *at >= horizon);
+    }
+
+    /// Drops the events of `call` if it is finished, keeping its count: for
+    /// a reader that knows no more events will come for it (`classify`
+    /// holding whole files), so that memory holds counts, not histories.
+    /// It stays in [`Engine::finished_calls`]; a live call is kept whole.
+    pub fn settle(&mut self, call: &str) {
+        if self.calls.get(call).is_none_or(|e| e.counted.is_none()) {
+            return;
+        }
+        let Some((key, entry)) = self.calls.remove_entry(call) else {
+            return;
+        };
+        let Some(counted) = entry.counted else { return };
+        // Its place in the rolling window stays (aging finds it settled).
+        self.finished_by_time
+            .remove(&(counted.finished_at, key.clone()));
+        self.settled.insert(key, (entry.first_arrival, counted));
     }
 
     /// Counts a call that finished long enough ago to be settled (past the
@@ -790,12 +818,17 @@ impl Engine {
         self.calls.len()
     }
 
-    /// Finished calls in memory, in order of first arrival.
+    /// Finished calls in memory (settled ones too), in order of first arrival.
     pub fn finished_calls(&self) -> Vec<(&str, &Counted)> {
         let mut calls: Vec<(u64, &str, &Counted)> = self
             .calls
             .iter()
             .filter_map(|(k, e)| e.counted.as_ref().map(|c| (e.first_arrival, &**k, c)))
+            .chain(
+                self.settled
+                    .iter()
+                    .map(|(k, (arrival, c))| (*arrival, &**k, c)),
+            )
             .collect();
         calls.sort_by_key(|(arrival, _, _)| *arrival);
         calls.into_iter().map(|(_, k, c)| (k, c)).collect()
@@ -887,6 +920,51 @@ mod tests {
     fn abandoned_today(e: &Engine) -> i64 {
         e.day(e.today())
             .map_or(0, |s| s.all.outcome_count(Outcome::QueueAbandoned))
+    }
+
+    /// A settled call leaves memory but counts as before: in the finished
+    /// calls (same order), the day and the rolling window as it ages; a
+    /// live call asked to settle stays whole.
+    #[test]
+    fn settled_calls_count_as_kept_ones() {
+        let settings = || EngineSettings {
+            late_window: None,
+            feed_clock: true,
+            ..Default::default()
+        };
+        let (mut kept, mut settled) = (
+            engine(settings(), "2026-11-20T09:00:00Z"),
+            engine(settings(), "2026-11-20T09:00:00Z"),
+        );
+        let batches = [
+            vec![
+                queued("a", "2026-11-20T10:00:00Z"),
+                queued("b", "2026-11-20T10:01:00Z"),
+            ],
+            vec![
+                ended("a", "2026-11-20T10:02:00Z"),
+                queued("c", "2026-11-20T10:03:00Z"),
+            ],
+            vec![ended("c", "2026-11-20T10:04:00Z")],
+        ];
+        for (batch, done) in batches.into_iter().zip([vec![], vec!["a", "b"], vec!["c"]]) {
+            kept.ingest(batch.clone());
+            settled.ingest(batch);
+            for call in done {
+                settled.settle(call);
+            }
+        }
+        assert_eq!(settled.calls_in_memory(), 1, "b is live: kept");
+        assert_eq!(kept.finished_calls(), settled.finished_calls());
+        let today = kept.today();
+        let figures = |e: &Engine| (day_calls(e, today), e.window().all.calls(), e.live().states);
+        assert_eq!(figures(&kept), figures(&settled));
+        for at in ["2026-11-20T11:02:30Z", "2026-11-20T11:30:00Z"] {
+            kept.advance(ts(at));
+            settled.advance(ts(at));
+            assert_eq!(figures(&kept), figures(&settled), "at {at}");
+        }
+        assert_eq!(settled.window().all.calls(), 0, "both aged out");
     }
 
     #[test]

@@ -58,6 +58,139 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<Event>, FileError> {
     parse_batch(&bytes, Layout::Sniff).map_err(|source| FileError::Parse { file, source })
 }
 
+/// Bytes of a file read at a time by [`read_file_each`] and [`each_value`].
+const BLOCK_BYTES: usize = 4 << 20;
+
+/// Reads a feed file (not standard input) a block at a time, handing its
+/// events to `each` in order, a block's worth at a time, so that a reader
+/// that needs them once holds no more than a block. A JSON array is read
+/// whole. Errors are [`read_file`]'s, word for word (on the first one, the
+/// file is read again whole to name it as `read_file` does).
+pub fn read_file_each(
+    path: &std::path::Path,
+    each: impl FnMut(Vec<Event>),
+) -> Result<(), FileError> {
+    read_each_in_blocks(path, BLOCK_BYTES, each)
+}
+
+fn read_each_in_blocks(
+    path: &std::path::Path,
+    block: usize,
+    mut each: impl FnMut(Vec<Event>),
+) -> Result<(), FileError> {
+    let events = std::cell::RefCell::new(Vec::new());
+    let whole = each_value_in_blocks(
+        path,
+        block,
+        |value: Value, index, line| {
+            let event = Event::from_json(&value).map_err(|error| FeedError {
+                index,
+                line: Some(line),
+                error,
+            })?;
+            events.borrow_mut().push(event);
+            Ok(())
+        },
+        |_| each(events.take()),
+    );
+    match whole {
+        Ok(true) => Ok(()),
+        // An array, or a bad event: as `read_file` reads and words it.
+        Ok(false) | Err(_) => {
+            let all = read_file(path);
+            match (all, whole) {
+                (Ok(all), Ok(false)) => {
+                    each(all);
+                    Ok(())
+                }
+                (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+                (Ok(_), Ok(true)) => Ok(()),
+            }
+        }
+    }
+}
+
+/// Reads NDJSON from the file at `path` a block at a time: each value as a
+/// `T`, with its 0-based index and the 1-based line it starts on, to
+/// `value`, then `block_done` after each block's values. `Ok(false)`, having
+/// read nothing, for a JSON array (it cannot be cut into blocks).
+pub fn each_value<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    value: impl FnMut(T, usize, usize) -> Result<(), FeedError>,
+    block_done: impl FnMut(usize),
+) -> Result<bool, FileError> {
+    each_value_in_blocks(path, BLOCK_BYTES, value, block_done)
+}
+
+fn each_value_in_blocks<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    block: usize,
+    mut value: impl FnMut(T, usize, usize) -> Result<(), FeedError>,
+    mut block_done: impl FnMut(usize),
+) -> Result<bool, FileError> {
+    use std::io::Read as _;
+    let file = path.display().to_string();
+    let read_error = |source| FileError::Read {
+        file: file.clone(),
+        source,
+    };
+    let mut reader = std::fs::File::open(path).map_err(read_error)?;
+    // Bytes read but not parsed yet: a value cut by the end of a block waits here.
+    let mut pending: Vec<u8> = Vec::new();
+    let (mut index, mut line, mut first) = (0, 1, true);
+    loop {
+        let held = pending.len();
+        pending.resize(held + block, 0);
+        let read = reader.read(&mut pending[held..]).map_err(read_error)?;
+        pending.truncate(held + read);
+        let at_end = read == 0;
+        let mut from = 0;
+        if first {
+            // Too few bytes to tell a byte-order mark yet.
+            if pending.len() < 3 && !at_end {
+                continue;
+            }
+            from = pending.len() - strip_bom(&pending).len();
+            match pending[from..].iter().find(|b| !b.is_ascii_whitespace()) {
+                None if !at_end => continue,
+                Some(b'[') => return Ok(false),
+                _ => first = false,
+            }
+        }
+        let body = &pending[from..];
+        let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<T>();
+        let mut lines = LineCounter::new(body);
+        let mut consumed = body.len();
+        loop {
+            let start = skip_whitespace(body, stream.byte_offset());
+            let Some(next) = stream.next() else { break };
+            let at = lines.line_at(start);
+            match next {
+                Ok(v) => value(v, index, line + at - 1).map_err(|source| FileError::Parse {
+                    file: file.clone(),
+                    source,
+                })?,
+                // Cut by the block's end: parsed with the next block.
+                Err(e) if e.is_eof() && !at_end => {
+                    consumed = start;
+                    break;
+                }
+                Err(e) => {
+                    let source = syntax_error(index, Some(line + at - 1), &e);
+                    return Err(FileError::Parse { file, source });
+                }
+            }
+            index += 1;
+        }
+        line += lines.line_at(consumed) - 1;
+        block_done(index);
+        if at_end {
+            return Ok(true);
+        }
+        pending.drain(..from + consumed);
+    }
+}
+
 /// Reads a whole file (`-` is standard input): its name for messages, and its bytes.
 pub fn read_bytes(path: &std::path::Path) -> Result<(String, Vec<u8>), FileError> {
     use std::io::Read as _;
@@ -288,6 +421,45 @@ impl<'a> LineCounter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Read a block at a time, however small, a file gives what reading it
+    /// whole gives: the same events, or the same error word for word.
+    #[test]
+    fn reading_in_blocks_equals_reading_whole() {
+        let journeys = include_str!("../../tests/data/journeys.ndjson");
+        let lines: Vec<&str> = journeys.lines().collect();
+        let bad_field = lines.join("\n").replacen(r#""at""#, r#""att""#, 30);
+        let mut bad_syntax = lines.clone();
+        bad_syntax[40] = "{\"id\": \"x\",";
+        let files = [
+            ("plain", journeys.to_owned()),
+            (
+                "bom, blank lines",
+                format!("\u{feff}\n\n{}\n\n", lines.join("\n\n")),
+            ),
+            ("multi-line objects", journeys.replace(", ", ",\n  ")),
+            ("array", format!("[{}]", lines.join(","))),
+            ("bad field", bad_field),
+            ("bad syntax", bad_syntax.join("\n")),
+            ("empty", String::new()),
+        ];
+        let dir =
+            std::env::temp_dir().join(format!("wallboard-feed-blocks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            let path = dir.join("events.ndjson");
+            std::fs::write(&path, &text).unwrap();
+            let whole = read_file(&path).map_err(|e| e.to_string());
+            for block in [1, 7, 100, 4096, BLOCK_BYTES] {
+                let mut read = Vec::new();
+                let blocks = read_each_in_blocks(&path, block, |events| read.extend(events))
+                    .map(|()| read)
+                    .map_err(|e| e.to_string());
+                assert_eq!(blocks, whole, "{name}, blocks of {block} bytes");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     const A: &str = r#"{"type":"closed","call":"c1","at":"2026-11-20T09:00:00Z"}"#;
     const B: &str = r#"{"type":"ended","call":"c1","at":"2026-11-20T09:00:05Z"}"#;

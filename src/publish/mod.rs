@@ -13,7 +13,8 @@ use tokio::sync::broadcast;
 
 use crate::patch;
 
-/// Changes arriving within this window after the first go into one delta.
+/// A change is published at once; those arriving within this window after
+/// it go into one delta at the window's end.
 pub const FOLD_WINDOW: Duration = Duration::from_millis(20);
 /// With no change, the board is still republished this often (the clock moves).
 pub const TICK: Duration = Duration::from_secs(1);

@@ -19,6 +19,7 @@ pub mod hosted;
 pub mod limits;
 pub mod pages;
 pub mod trends;
+mod upgrade;
 pub mod ws;
 
 use std::sync::Arc;
