@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::alert::Alerts;
 use crate::clock::{Clock, WallClock, system_clock};
+use crate::cluster::placement::Placement;
 use crate::config::Config;
 use crate::hub::{Hub, StoreSettings};
 use crate::journal::JournalError;
@@ -191,6 +192,10 @@ async fn serve_checked(
     let alerting = state.alerts.start(hub.clone(), &signal);
     let checkpoints = Checkpoints::new(options.data_dir.as_deref());
     let clock = (options.clock, options.wall.clone());
+    let placement = match &state.config.cluster {
+        Some(cluster) => Some(Placement::new(cluster, listener.local_addr()?)),
+        None => None,
+    };
     let feeds = source::start_all(
         &state.config.sources,
         &hub,
@@ -198,6 +203,7 @@ async fn serve_checked(
         &checkpoints,
         clock,
         &signal,
+        placement,
     );
     let limits = state.config.security.limits.clone();
     let stop = async move {

@@ -12,7 +12,7 @@
   const CALLBACK_BOXES = ['missed', 'abandoned', 'timed_out'];
   const HIDDEN_BOXES = (b) => b.startsWith('outbound_') || b === 'expired' || b === 'ignored';
   const STATE_WORDS = { queued: 'Waiting', ringing: 'Ringing', talking: 'Talking', in_ivr: 'In menu', other: 'Other' };
-  const SOURCE_WORDS = { connected: 'Connected', connecting: 'Reconnecting', failed: 'Failed' };
+  const SOURCE_WORDS = { connected: 'Connected', connecting: 'Reconnecting', failed: 'Failed', standby: 'Standby' };
   const STATUS_WORDS = { available: 'Available', busy: 'Busy', wrap_up: 'Wrap-up', away: 'Away', offline: 'Offline' };
   const SVG = 'http://www.w3.org/2000/svg';
 
@@ -200,7 +200,7 @@
     const rows = rowsOf('sources', sources, (s) => JSON.stringify(s), (s) => h('tr', { 'data-source': s.name, 'data-state': s.state, class: s.down_since ? 'down' : null },
       h('th', { scope: 'row' }, s.name),
       h('td', {}, s.kind),
-      h('td', {}, h('span', { class: `pill source-${s.state}` }, (s.down_since ? '▲ Down · ' : '') + (SOURCE_WORDS[s.state] || s.state))),
+      h('td', {}, h('span', { class: `pill source-${s.state}` }, (s.down_since ? '▲ Down · ' : '') + (SOURCE_WORDS[s.state] || s.state) + (s.state === 'standby' && s.node ? ` · runs on ${s.node}` : ''))),
       h('td', {}, when(s.down_since || s.since)),
       h('td', {}, when(s.last_event_at)),
       h('td', { class: 'n' }, num(s.events)),

@@ -2,7 +2,9 @@
 //! to the NATS JetStream cluster that replaces the local journal as the log.
 //! Without `[cluster]` the server is one node with its SQLite store, as before.
 
+pub mod lease;
 pub mod node;
+pub mod placement;
 pub mod stream;
 
 use std::path::PathBuf;

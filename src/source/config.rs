@@ -111,6 +111,15 @@ impl SourceSettings {
         }
     }
 
+    /// Whether vendors post to it (an HTTP route on every node) rather than
+    /// it reading something: in a cluster, only the others are leased.
+    pub fn hosted(&self) -> bool {
+        matches!(
+            self,
+            SourceSettings::Connect(_) | SourceSettings::TaskRouter(_)
+        )
+    }
+
     /// Validates the kind's own keys; `key` names the table in errors.
     fn parse(kind: &str, table: toml::Table, key: &str) -> Result<SourceSettings, ConfigError> {
         match kind {

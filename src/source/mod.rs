@@ -219,12 +219,7 @@ impl Context {
     /// Saves the checkpoint durably. Save only what the store has taken:
     /// a restart resumes here, and anything read again is dropped by id.
     pub async fn save_checkpoint(&self, value: Value) -> Result<(), SourceError> {
-        let checkpoints = self.checkpoints.clone();
-        let name = self.name().to_owned();
-        tokio::task::spawn_blocking(move || checkpoints.save(&name, &value))
-            .await
-            .map_err(std::io::Error::other)??;
-        Ok(())
+        Ok(self.checkpoints.save(self.name(), value).await?)
     }
 }
 
@@ -276,7 +271,9 @@ impl Backoff {
     }
 }
 
-/// Starts every configured source; each runs until the server stops.
+/// Starts every configured source; each runs until the server stops. In a
+/// cluster (`placement`), each source that reads something runs on one node
+/// at a time, under a lease, with its checkpoint in the cluster.
 pub fn start_all(
     configs: &[SourceConfig],
     hub: &Arc<Hub>,
@@ -284,7 +281,11 @@ pub fn start_all(
     checkpoints: &Checkpoints,
     clock: (Clock, WallClock),
     shutdown: &Signal,
+    placement: Option<crate::cluster::placement::Placement>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    if let Some(placement) = placement {
+        return placement.start_all(configs, hub, sources, clock, shutdown);
+    }
     configs
         .iter()
         .filter_map(|config| {

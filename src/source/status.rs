@@ -35,6 +35,8 @@ pub enum SourceState {
     Connected,
     /// The last try failed; retrying after a backoff.
     Failed,
+    /// In a cluster: another node holds the lease and runs it (`node`).
+    Standby,
 }
 
 impl SourceState {
@@ -44,6 +46,7 @@ impl SourceState {
             SourceState::Connecting => "connecting",
             SourceState::Connected => "connected",
             SourceState::Failed => "failed",
+            SourceState::Standby => "standby",
         }
     }
 }
@@ -69,6 +72,10 @@ pub struct StatusView {
     /// What went wrong last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// In a cluster, the node that runs the source: this one, or the lease
+    /// holder when `standby`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The queues its events named.
     pub queues: BTreeSet<String>,
     /// When it stopped feeding (left `connected`, or first failed); `None`
@@ -82,7 +89,8 @@ impl StatusView {
     /// `None` when it is feeding or still within its first try's grace.
     pub fn down_since(&self, now: Timestamp) -> Option<Timestamp> {
         match (self.state, self.stopped_at) {
-            (SourceState::Connected, _) => None,
+            // A standby node's copy is not down: the leader runs it.
+            (SourceState::Connected | SourceState::Standby, _) => None,
             (_, Some(stopped)) => Some(stopped),
             (_, None) => (now.duration_since(self.since) >= STARTUP_GRACE).then_some(self.since),
         }
@@ -117,6 +125,7 @@ impl Status {
                 events: 0,
                 skipped: 0,
                 last_error: None,
+                node: None,
                 queues: BTreeSet::new(),
                 stopped_at: None,
             }),
@@ -147,7 +156,9 @@ impl Status {
             return;
         }
         match state {
-            SourceState::Connected => view.stopped_at = None,
+            // Standing by is no outage of this node's; a takeover starts
+            // with the first try's grace.
+            SourceState::Connected | SourceState::Standby => view.stopped_at = None,
             _ => view.stopped_at = view.stopped_at.or(Some(now)),
         }
         view.state = state;
@@ -159,6 +170,34 @@ impl Status {
             (SourceState::Connected, _) => tracing::info!(source = %self.name, "source connected"),
             (_, Some(e)) => tracing::warn!(source = %self.name, "source {}: {e:?}", state.as_str()),
             (_, None) => tracing::info!(source = %self.name, "source {}", state.as_str()),
+        }
+    }
+
+    /// In a cluster: another node, `leader`, holds the lease and runs it.
+    pub fn stand_by(&self, leader: &str, now: Timestamp) {
+        self.set_node(leader);
+        self.set_state(SourceState::Standby, None, now);
+    }
+
+    /// In a cluster: this node, `node`, took the lease and starts the source,
+    /// as at the server's start (connecting, with the first try's grace).
+    pub fn take_over(&self, node: &str, now: Timestamp) {
+        let mut view = self.lock();
+        view.node = Some(node.to_owned());
+        view.state = SourceState::Connecting;
+        view.since = now;
+        view.stopped_at = None;
+        drop(view);
+        self.changed.notify_one();
+        tracing::info!(source = %self.name, "source taken over by this node ({node})");
+    }
+
+    fn set_node(&self, node: &str) {
+        let mut view = self.lock();
+        if view.node.as_deref() != Some(node) {
+            view.node = Some(node.to_owned());
+            drop(view);
+            self.changed.notify_one();
         }
     }
 
@@ -270,6 +309,28 @@ mod tests {
         assert!(v.queues.contains("q"));
     }
 
+    /// A node that takes a source over gets the first try's grace, as at start.
+    #[test]
+    fn a_takeover_starts_like_a_first_try() {
+        let s = Status::new("pbx", "queue-log", at(0));
+        s.set_state(SourceState::Failed, Some("no file".into()), at(1));
+        s.stand_by("n1", at(10));
+        let v = s.view();
+        assert_eq!(
+            (v.state, v.node.as_deref()),
+            (SourceState::Standby, Some("n1"))
+        );
+        assert_eq!(v.down_since(at(60)), None, "the leader runs it");
+        s.take_over("n2", at(60));
+        let v = s.view();
+        assert_eq!(
+            (v.state, v.node.as_deref()),
+            (SourceState::Connecting, Some("n2"))
+        );
+        assert_eq!(v.down_since(at(64)), None, "within the grace");
+        assert_eq!(v.down_since(at(65)), Some(at(60)), "hangs past the grace");
+    }
+
     fn at(secs: i64) -> Timestamp {
         Timestamp::from_second(1_795_000_000 + secs).unwrap()
     }
@@ -303,6 +364,12 @@ mod tests {
                 "back again",
                 &[(Connected, 1), (Connecting, 30), (Connected, 35)],
                 40,
+                None,
+            ),
+            (
+                "standing by while another node runs it",
+                &[(Connected, 1), (Standby, 30)],
+                60,
                 None,
             ),
             (
