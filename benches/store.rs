@@ -128,8 +128,14 @@ async fn ingest_rate(posters: usize, run: usize) -> f64 {
                 (client.clone(), bodies.clone(), format!("{base}/api/events"));
             tokio::spawn(async move {
                 for body in bodies.iter().skip(p).step_by(posters) {
-                    let r = client.post(&url).body(body.clone()).send().await.unwrap();
-                    assert!(r.status().is_success());
+                    let r = client
+                        .post(&url)
+                        .header("content-type", "application/x-ndjson")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "{}", r.status());
                 }
             })
         })
