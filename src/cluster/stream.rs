@@ -184,9 +184,18 @@ impl StreamWriter {
             }
         }
         let mut acks = Vec::with_capacity(total);
-        // Every future is awaited, so the count of acknowledged ones is true.
-        for sent in pending {
-            match sent.await {
+        // Every future is awaited, so the count of acknowledged ones is true;
+        // all at once, since each one's timeout starts when it is first
+        // polled: one by one, a cluster without quorum would hold the batch
+        // for a timeout per event.
+        let answers = futures_util::future::join_all(
+            pending
+                .into_iter()
+                .map(std::future::IntoFuture::into_future),
+        )
+        .await;
+        for answer in answers {
+            match answer {
                 Ok(ack) => acks.push(Ack {
                     seq: ack.sequence,
                     duplicate: ack.duplicate,
