@@ -422,6 +422,39 @@ async fn two_nodes_survive_a_killed_node_and_a_killed_nats_server() {
         common::figures(&on_second),
         "both nodes show the same board"
     );
+    // The supervisor's agents' day too: the survivor built it from the
+    // stream as it applied it, the restarted node partly from its store.
+    let answered_by_agent = |base: String| {
+        let http = http.clone();
+        async move {
+            let (status, detail) = get_json(&http, &format!("{base}/api/supervisor"))
+                .await
+                .expect("supervisor detail");
+            assert_eq!(status, 200, "{detail}");
+            let rows = detail["agents_day"]["agents"].as_array().cloned();
+            let rows = rows.expect("agents_day.agents");
+            rows.iter()
+                .map(|a| {
+                    (
+                        a["name"].to_string(),
+                        (a["offered"].clone(), a["answered"].clone()),
+                    )
+                })
+                .collect::<std::collections::BTreeMap<_, _>>()
+        }
+    };
+    let agents_on_second = answered_by_agent(second.base.clone()).await;
+    assert!(
+        agents_on_second
+            .values()
+            .any(|(_, answered)| answered.as_u64() > Some(0)),
+        "the survivor's agents' day counts the answered calls: {agents_on_second:?}"
+    );
+    assert_eq!(
+        answered_by_agent(first.base.clone()).await,
+        agents_on_second,
+        "both nodes show the same agents' day"
+    );
     // The restarted node rebuilt from its store and read only the tail.
     let resumed_after: u64 = first
         .log()

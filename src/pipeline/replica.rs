@@ -296,6 +296,9 @@ fn apply(shared: &Shared, log: &mut ReplicaLog, chunk: Vec<Delivered>, applied: 
             .collect();
         match log.journal.append_applied(&appends, &derived, Some(last)) {
             Ok(fresh) => {
+                // As the writer does: the trends' cache learns which days
+                // the store now holds changes for.
+                state.note_recorded(&derived);
                 let mut repeats = Vec::new();
                 for (run, fresh) in runs.into_iter().zip(fresh) {
                     state.engine.advance(run.received);
@@ -307,7 +310,9 @@ fn apply(shared: &Shared, log: &mut ReplicaLog, chunk: Vec<Delivered>, applied: 
                             repeats.push(seq);
                         }
                     }
-                    state.engine.ingest(events);
+                    // Through the state, not the engine alone, so the
+                    // agents' day sees what every node applies.
+                    state.ingest(events);
                 }
                 state.settle();
                 drop(state);
