@@ -161,6 +161,21 @@ pub enum ClusterError {
     /// A node keeps its cache of the stream in a store.
     #[error("[cluster] needs a store: give --data-dir")]
     NoStore,
+    /// The store applied more of the stream than the stream holds: the
+    /// stream was deleted and made again, and following it from here would
+    /// silently skip its first messages.
+    #[error(
+        "this node's store has applied stream {stream} through seq {applied}, but the stream ends at {last}: \
+         was the stream deleted and made again? Move the data directory away to start this node afresh"
+    )]
+    StoreAhead {
+        /// The stream.
+        stream: String,
+        /// What the store applied through.
+        applied: u64,
+        /// The stream's last sequence.
+        last: u64,
+    },
 }
 
 /// A connection to the cluster: the client and its JetStream context.

@@ -54,11 +54,13 @@ pub async fn open_hub(
         .take_feed()
         .expect("a replicated pipeline has a feed");
     if applied > target {
-        tracing::error!(
-            "this node's store has applied stream {} through seq {applied}, but the stream ends at {target}: \
-             was the stream deleted and made again? Move the data directory away to start this node afresh",
-            settings.stream
-        );
+        // Refused, not logged: a node following from here would answer 200
+        // for events it never applies.
+        return Err(ClusterError::StoreAhead {
+            stream: settings.stream.clone(),
+            applied,
+            last: target,
+        });
     }
     tracing::info!(
         "following stream {} after seq {applied} (it ends at {target})",
