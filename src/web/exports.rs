@@ -30,6 +30,10 @@ const CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks in flight between the reading thread and the socket: with
 /// [`CHUNK_BYTES`], bounds what a slow client makes the server hold.
 const CHUNKS_IN_FLIGHT: usize = 4;
+/// How long a client may stop reading before the export gives up: until
+/// then it holds a blocking thread and a read snapshot of the store (which
+/// keeps SQLite from checkpointing its write-ahead log).
+const STALLED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why an export cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -213,11 +217,17 @@ fn stream_day(
     mut encoder: Encoder,
     chunks: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) {
+    // Runs on a blocking thread of the runtime, so its handle is there.
+    let runtime = tokio::runtime::Handle::current();
     let send = |encoder: &mut Encoder| -> ControlFlow<()> {
         let bytes = Bytes::from(encoder.take());
-        match chunks.blocking_send(Ok(bytes)) {
+        match runtime.block_on(chunks.send_timeout(Ok(bytes), STALLED_AFTER)) {
             Ok(()) => ControlFlow::Continue(()),
-            Err(_) => ControlFlow::Break(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                tracing::warn!("export of {day}: the client stopped reading; given up");
+                ControlFlow::Break(())
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => ControlFlow::Break(()),
         }
     };
     let read = reader.each_finished_on(day, |row| {
