@@ -189,13 +189,18 @@ async fn serve_checked(
     hub.set_sources(sources.clone(), options.wall.clone());
     hub.publish();
     let publisher = tokio::spawn(hub.clone().run_publisher(signal.clone().wait()));
-    let alerting = state.alerts.start(hub.clone(), &signal);
+    let mut alerting = state.alerts.start(hub.clone(), &signal);
     let checkpoints = Checkpoints::new(options.data_dir.as_deref());
     let clock = (options.clock, options.wall.clone());
     let placement = match &state.config.cluster {
         Some(cluster) => Some(Placement::new(cluster, listener.local_addr()?)),
         None => None,
     };
+    if let Some(placement) = &placement
+        && state.alerts.has_rules()
+    {
+        alerting.push(placement.lead_alerts(state.alerts.clone(), &signal));
+    }
     let feeds = source::start_all(
         &state.config.sources,
         &hub,

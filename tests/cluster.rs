@@ -657,3 +657,78 @@ async fn healthz_says_catching_up_until_the_stream_is_applied() {
     let single: serde_json::Value = serde_json::from_str(&single).expect("JSON");
     assert_eq!(single.as_object().map(|o| o.len()), Some(2), "{single}");
 }
+
+/// Every node of a cluster watches the alert rules, but only the holder of
+/// the alerts' lease sends: with two nodes on one stream and a queue over
+/// its threshold, the target hears "entered" once, not once a node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_sends_each_alert_once() {
+    use std::sync::{Arc, Mutex};
+
+    if !natsd::available() {
+        return;
+    }
+    let nats = natsd::NatsCluster::start(1).await;
+    let heard: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let record = {
+        let heard = heard.clone();
+        move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let heard = heard.clone();
+            async move {
+                heard.lock().expect("lock").push(body);
+                "ok"
+            }
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("address"));
+    let app = axum::Router::new().route("/hook", axum::routing::post(record));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let toml = format!(
+        "{}\n[[alert_target]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\
+         [[alert]]\nqueue = \"support\"\ntile = \"queued\"\nalert = 2\nfor_secs = 1\ntargets = [\"hook\"]\n",
+        nats.config_block(1)
+    );
+    let dirs = [
+        natsd::tempdir::Dir::new("alerts-a"),
+        natsd::tempdir::Dir::new("alerts-b"),
+    ];
+    let mut nodes = Vec::new();
+    for dir in &dirs {
+        let config = Config::parse(&toml, "test").expect("config");
+        nodes.push(
+            common::TestServer::start_with(wallboard::server::ServeOptions {
+                config,
+                data_dir: Some(dir.path().to_owned()),
+                clock: wallboard::clock::Clock::Wall,
+                ..wallboard::server::ServeOptions::new(Config::default())
+            })
+            .await,
+        );
+    }
+    let at = jiff::Timestamp::now();
+    let queued: String = ["s1", "s2", "s3"]
+        .iter()
+        .map(|call| {
+            format!(
+                "{{\"id\":\"{call}#0\",\"call\":\"{call}\",\"at\":\"{at}\",\"type\":\"queued\",\"queue\":\"support\"}}\n"
+            )
+        })
+        .collect();
+    nodes[0].post_ok(&queued).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while heard.lock().expect("lock").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no node sent the alert"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Time for the other node's copy, if it were to send one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let heard = heard.lock().expect("lock").clone();
+    assert_eq!(heard.len(), 1, "one message in all: {heard:?}");
+    assert_eq!(heard[0]["state"], "entered", "{:?}", heard[0]);
+}

@@ -19,7 +19,7 @@ pub mod message;
 pub mod rule;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -45,6 +45,10 @@ pub const WATCH_EVERY: Duration = Duration::from_millis(200);
 pub struct Alerts {
     config: AlertConfig,
     outboxes: Vec<Arc<Outbox>>,
+    /// Whether this node sends what the rules announce. In a cluster every
+    /// node watches (so the one taking over knows what was announced) but
+    /// only the holder of the alerts' lease sends; alone, always.
+    silenced: AtomicBool,
 }
 
 /// How a test message to one target went.
@@ -70,7 +74,21 @@ impl Alerts {
             .iter()
             .map(|t| Arc::new(Outbox::new(t.clone())))
             .collect();
-        Alerts { config, outboxes }
+        Alerts {
+            config,
+            outboxes,
+            silenced: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this node has rules to watch.
+    pub fn has_rules(&self) -> bool {
+        !self.config.rules.is_empty()
+    }
+
+    /// Makes this node send (`true`) or only watch (`false`).
+    pub fn set_sending(&self, sending: bool) {
+        self.silenced.store(!sending, Ordering::SeqCst);
     }
 
     /// The targets' outboxes (with their counters), in the config's order.
@@ -131,6 +149,10 @@ impl Alerts {
                 continue;
             };
             let notice = Arc::new(self.notice(rule, change, value, now));
+            if self.silenced.load(Ordering::SeqCst) {
+                tracing::debug!(rule = %rule.name, "alert left to the node holding the alerts' lease");
+                continue;
+            }
             tracing::info!(
                 rule = %rule.name,
                 state = notice.state.as_str(),

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::lease::{Holder, Lease, Tenure};
 use super::{Cluster, ClusterSettings, bucket};
+use crate::alert::Alerts;
 use crate::clock::{Clock, WallClock};
 use crate::hub::Hub;
 use crate::shutdown::{self, Signal};
@@ -93,6 +94,44 @@ impl Placement {
             shutdown: shutdown.clone(),
         };
         vec![tokio::spawn(node.run(self.settings, leased))]
+    }
+}
+
+/// The lease key of the alerts' sender: source names have no dot, so no
+/// source's lease can share it.
+const ALERTS_KEY: &str = "alerts.sender";
+
+impl Placement {
+    /// Sends alerts from one node of the cluster at a time: every node
+    /// watches its rules, and this node sends only while it holds the
+    /// alerts' lease (taken over like a source's when its holder dies).
+    pub fn lead_alerts(&self, alerts: Arc<Alerts>, shutdown: &Signal) -> JoinHandle<()> {
+        alerts.set_sending(false);
+        let (settings, me) = (self.settings.clone(), Holder::this_process(&self.node));
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut backoff = Backoff::default();
+            let leases = loop {
+                match open(&settings).await {
+                    Ok(buckets) => break buckets.leases,
+                    Err(why) => tracing::warn!("alerts: cannot reach the cluster's leases: {why}"),
+                }
+                if !backoff.wait(shutdown.clone()).await {
+                    return;
+                }
+            };
+            let mut lease = Lease::new(leases, ALERTS_KEY, me);
+            loop {
+                let sending = matches!(lease.look().await, Tenure::Held);
+                alerts.set_sending(sending);
+                tokio::select! {
+                    () = tokio::time::sleep(lease.next_look()) => {}
+                    () = shutdown.clone().wait() => break,
+                }
+            }
+            alerts.set_sending(false);
+            lease.release().await;
+        })
     }
 }
 
