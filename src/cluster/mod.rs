@@ -55,7 +55,7 @@ pub struct ClusterSettings {
 }
 
 /// How this node proves itself to the NATS servers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClusterAuth {
     /// Nothing (a private network).
     None,
@@ -68,6 +68,23 @@ pub enum ClusterAuth {
         /// The password.
         password: String,
     },
+}
+
+/// Never the password: settings are logged and shown in errors.
+impl std::fmt::Debug for ClusterAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClusterAuth::None => f.write_str("None"),
+            ClusterAuth::CredentialsFile(file) => {
+                f.debug_tuple("CredentialsFile").field(file).finish()
+            }
+            ClusterAuth::UserPassword { user, .. } => f
+                .debug_struct("UserPassword")
+                .field("user", user)
+                .field("password", &"(hidden)")
+                .finish(),
+        }
+    }
 }
 
 impl ClusterSettings {
@@ -305,6 +322,21 @@ stream = "a.b""#),
             key(r#"nats_urls = ["nats://a:1"]
 user = "u""#),
             "cluster.user"
+        );
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        let s = parse(
+            r#"nats_urls = ["nats://a:1"]
+user = "wallboard"
+password = "s3cret-pa55""#,
+        )
+        .expect("valid");
+        let shown = format!("{s:?}");
+        assert!(
+            shown.contains("wallboard") && !shown.contains("s3cret"),
+            "{shown}"
         );
     }
 }
