@@ -39,7 +39,9 @@ pub trait Log: Send + 'static {
 
 /// The SQLite journal with its retention.
 pub struct SqliteLog {
-    journal: Journal,
+    /// The store; a cluster node's applier also writes through it directly,
+    /// recording the stream sequence with each chunk.
+    pub(super) journal: Journal,
     pruner: Pruner,
 }
 

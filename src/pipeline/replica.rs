@@ -10,14 +10,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use tokio::sync::{mpsc, watch};
 
-use super::{Append, Log, Shared, SubmitError, writer};
+use super::{Append, Shared, SqliteLog, SubmitError, writer};
 use crate::cluster::stream::StreamWriter;
-use crate::engine::{Changes, IngestReport};
+use crate::engine::IngestReport;
 use crate::event::Event;
-use crate::journal::{Journal, JournalError, Pruner};
+use crate::journal::{Journal, JournalError};
 
 /// How long an answered batch waits to be applied here (read-your-writes);
 /// past it the batch is answered all the same: it is stored in the cluster.
@@ -60,30 +59,6 @@ impl Progress {
     }
 }
 
-/// The journal with its retention, applied through a stream sequence.
-struct ReplicaLog {
-    journal: Journal,
-    pruner: Pruner,
-}
-
-impl Log for ReplicaLog {
-    fn append(
-        &mut self,
-        batches: &[Append<'_>],
-        derived: &Changes,
-    ) -> Result<Vec<Vec<bool>>, JournalError> {
-        self.journal.append(batches, derived)
-    }
-
-    fn record(&mut self, derived: &Changes) -> Result<(), JournalError> {
-        self.journal.record_derived(derived)
-    }
-
-    fn maintain(&mut self, now: Timestamp, today: Date) {
-        self.pruner.maybe_prune(&mut self.journal, now, today);
-    }
-}
-
 /// What the applier and the front share besides the state.
 struct Applied {
     /// The stream sequence applied through.
@@ -122,10 +97,9 @@ impl Replica {
             stop: AtomicBool::new(false),
         });
         let (feed, chunks) = mpsc::channel(CHUNKS_AHEAD);
-        let mut log = ReplicaLog {
-            journal,
-            pruner: Pruner::new(retention_days),
-        };
+        // The single node's log: the applier records chunks through its
+        // journal with the stream sequence, and it prunes the same way.
+        let mut log = SqliteLog::new(journal, retention_days);
         let on_thread = applied.clone();
         let thread = std::thread::Builder::new()
             .name("stream-applier".into())
@@ -226,7 +200,7 @@ impl Drop for Replica {
 
 fn apply_loop(
     shared: &Shared,
-    log: &mut ReplicaLog,
+    log: &mut SqliteLog,
     mut chunks: mpsc::Receiver<Vec<Delivered>>,
     applied: &Applied,
 ) {
@@ -264,7 +238,7 @@ struct Run {
 /// Records a chunk in the journal with the sequence it ends at, then applies
 /// it: each run at the time its node applied it, as a replay does, so every
 /// node decides lateness and expiry alike. Retries until the journal takes it.
-fn apply(shared: &Shared, log: &mut ReplicaLog, chunk: Vec<Delivered>, applied: &Applied) {
+fn apply(shared: &Shared, log: &mut SqliteLog, chunk: Vec<Delivered>, applied: &Applied) {
     let done = *applied.through.borrow();
     let Some(last) = chunk.iter().map(|d| d.seq).max().filter(|s| *s > done) else {
         return;
