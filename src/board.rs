@@ -469,8 +469,9 @@ impl Boards {
     }
 }
 
-/// Names safe in a URL and in a dotted path.
-fn valid_name(name: &str) -> bool {
+/// Names safe in a URL, a dotted path, a metric label and a log line: the
+/// rule for boards and for alert targets and rules.
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

@@ -15,7 +15,7 @@ use tokio_rustls::rustls::ClientConfig;
 use super::rule::Timing;
 use crate::board::{
     Boards, DEFAULT_BOARD, RawThreshold, Threshold, TileSpec, board_now, every_tile, lookup,
-    path_base, threshold,
+    path_base, threshold, valid_name,
 };
 use crate::config::error::{ConfigError, invalid};
 use crate::definition::Definition;
@@ -241,15 +241,6 @@ fn checked_public_url(text: &str) -> Result<String, ConfigError> {
         return Err(invalid(key, "must have no query or fragment"));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
-}
-
-/// Names safe in a metric label and a log line.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
 fn validate_target(key: &str, raw: RawTarget) -> Result<Target, ConfigError> {
