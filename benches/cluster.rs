@@ -6,6 +6,10 @@
 
 #[path = "../tests/natsd/mod.rs"]
 mod natsd;
+// The call generator and the median, shared with the other benches.
+#[allow(dead_code)]
+#[path = "store.rs"]
+mod store;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,76 +18,15 @@ use std::time::{Duration, Instant};
 use jiff::{SignedDuration, Timestamp};
 use wallboard::clock::Clock;
 use wallboard::config::Config;
-use wallboard::event::{Direction, EndedBy, Event, EventKind};
+use wallboard::event::Event;
 use wallboard::server::{self, ServeOptions, Server};
+
+use store::{median, tagged_call_events};
 
 const RUNS: usize = 3;
 const EVENTS_PER_POST: usize = 50;
 const POSTED_EVENTS: usize = 20_000;
 const DAY_CALLS: u64 = 100_000;
-const QUEUES: [&str; 4] = ["appointments", "results", "prescriptions", "reception"];
-
-/// One inbound call's seven events: IVR, queue, ring, answer, end (as in benches/store.rs).
-fn call_events(tag: &str, n: u64, start: Timestamp) -> Vec<Event> {
-    let call = format!("{tag}-{n}");
-    let at = |secs: i64| start + SignedDuration::from_secs(secs);
-    let agent = format!("agent-{}", n % 40);
-    let kinds = [
-        (
-            0,
-            EventKind::CallStarted {
-                direction: Direction::Inbound,
-                channel: "voice".into(),
-                from: Some(format!("+44 7700 9{:05}", n % 100_000)),
-                to: None,
-                line: Some("main".into()),
-                dialer: false,
-            },
-        ),
-        (1, EventKind::IvrStarted { menu: None }),
-        (
-            6,
-            EventKind::IvrInput {
-                digits: Some("1".into()),
-            },
-        ),
-        (
-            7,
-            EventKind::Queued {
-                queue: QUEUES[(n % 4) as usize].into(),
-            },
-        ),
-        (
-            7 + (n % 90) as i64,
-            EventKind::Offered {
-                agent: agent.clone(),
-                queue: None,
-            },
-        ),
-        (10 + (n % 90) as i64, EventKind::Answered { agent }),
-        (
-            130 + (n % 300) as i64,
-            EventKind::Ended {
-                by: EndedBy::Caller,
-            },
-        ),
-    ];
-    kinds
-        .into_iter()
-        .enumerate()
-        .map(|(i, (secs, kind))| Event {
-            id: Some(format!("{call}#{i}")),
-            call: Some(call.clone()),
-            at: at(secs),
-            kind,
-        })
-        .collect()
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
-}
 
 /// `[cluster]` on `nats` with stream `stream`, or none.
 fn config(nats: Option<(&natsd::NatsCluster, &str)>) -> Config {
@@ -120,7 +63,7 @@ async fn ingest_rate(posters: usize, config: Config, tag: &str) -> f64 {
     let start = Timestamp::now() - SignedDuration::from_hours(1);
     let calls = (POSTED_EVENTS / 7) as u64;
     let bodies: Vec<String> = (0..calls)
-        .flat_map(|n| call_events(tag, n, start))
+        .flat_map(|n| tagged_call_events(tag, n, start))
         .collect::<Vec<_>>()
         .chunks(EVENTS_PER_POST)
         .map(|chunk| chunk.iter().map(|e| e.to_json_line() + "\n").collect())
@@ -182,7 +125,7 @@ async fn catch_up(nats: &natsd::NatsCluster) -> (f64, f64) {
     let mut batch = Vec::new();
     for n in 0..DAY_CALLS {
         let start = day_start + SignedDuration::from_millis(spacing_ms * n as i64);
-        batch.extend(call_events("day", n, start));
+        batch.extend(tagged_call_events("day", n, start));
         if batch.len() >= 5_000 || n + 1 == DAY_CALLS {
             let received = batch.last().map_or(start, |e: &Event| e.at);
             writer.publish(&batch, received).await.unwrap();

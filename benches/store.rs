@@ -28,7 +28,12 @@ pub fn temp_dir(name: &str) -> PathBuf {
 
 /// One inbound call's seven events: IVR, queue, ring, answer, end.
 pub fn call_events(n: u64, start: Timestamp) -> Vec<Event> {
-    let call = format!("bench-{n}");
+    tagged_call_events("bench", n, start)
+}
+
+/// The same, its call named `TAG-N` (runs that share one log need their own calls).
+pub fn tagged_call_events(tag: &str, n: u64, start: Timestamp) -> Vec<Event> {
+    let call = format!("{tag}-{n}");
     let at = |secs: i64| start + SignedDuration::from_secs(secs);
     let agent = format!("agent-{}", n % 40);
     let kinds = [
